@@ -1,0 +1,240 @@
+"""Question rows for every group of patients and facts, assembled into the benchmark's splits."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from medforget.world import templates as T
+from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, Patient
+from medforget.world.knowledge import FINDINGS, MODALITIES, QUALITIES, REGIONS, diagnosis_for
+from medforget.world.population import Population, ScanSpec
+from medforget.world.questions import TASKS, Fact, QuestionWriter
+from medforget.world.scans import LANDMARK_NAMES, MARKER_SHAPES, MARKER_SLOTS
+
+SPLITS: tuple[str, ...] = (
+    "train", "retain", "forget_privacy", "forget_incorrect", "test_retain", "test_forget", "holdout", "general", "pretrain",
+)
+MARKER_SHAPE_NAMES = dict(zip(MARKER_SHAPES, (
+    "disk", "ring", "square", "cross", "triangle", "horizontal bar", "vertical bar", "L shape", "X shape",
+    "two dots", "diamond", "T shape",
+)))
+SLOT_NAMES = dict(zip(MARKER_SLOTS, (
+    "upper left", "upper middle", "upper right", "middle left", "centre", "middle right", "lower left",
+    "lower middle", "lower right",
+)))
+ORDER_NAMES = ("the first", "the second")
+
+
+@dataclass
+class Assignment:
+    """Which patients are forgotten and which facts are corrupted (with their wrong answers)."""
+
+    forget_patients: list[str]
+    corrupted_facts: dict[tuple[str, str], str]  # (kind, subject) -> wrong answer
+    corrupted_scans: dict[str, str] = field(default_factory=dict)  # patient_id -> wrong scan diagnosis
+
+
+def choose_assignment(pop: Population, forget_ratio: float, rng: random.Random) -> Assignment:
+    finetune = pop.group("finetune")
+    n_forget = max(1, round(forget_ratio * len(finetune)))
+    forget = sorted(p.patient_id for p in rng.sample(finetune, n_forget))
+    corruptible = [f for f in pop.knowledge.facts if f.kind in ("drug_indication", "modality_of_choice")]
+    corrupted = {}
+    for f in rng.sample(corruptible, min(pop.config.incorrect_general, len(corruptible))):
+        wrong = [a for a in pop.knowledge.answers_of(f.kind) if a != f.answer]
+        corrupted[(f.kind, f.subject)] = rng.choice(wrong)
+    candidates = [p for p in finetune if p.patient_id not in forget and p.finding != "none"]
+    scans = {}
+    for p in rng.sample(candidates, min(pop.config.incorrect_image, len(candidates))):
+        truth = diagnosis_for(p.region, p.finding)
+        scans[p.patient_id] = rng.choice([diagnosis_for(p.region, f) for f in FINDINGS if f not in ("none", p.finding)] + [
+            diagnosis_for(r, p.finding) for r in REGIONS if r != p.region
+        ])
+        assert scans[p.patient_id] != truth
+    return Assignment(forget, corrupted, scans)
+
+
+class RowBuilder:
+    """Writes the rows of each kind. Train-style rows use training paraphrases and training scans;
+    test rows use held-out paraphrases and held-out scans."""
+
+    def __init__(self, pop: Population, assignment: Assignment, rng: random.Random) -> None:
+        self.pop, self.assignment = pop, assignment
+        self.writer = QuestionWriter(rng)
+        self.rng = rng
+
+    # --- patient records (privacy scenario) ---
+    def record_facts(self, patient: Patient) -> list[Fact]:
+        peers = self.pop.group(patient.group)
+        return [
+            Fact(
+                field=name, answer=patient.value(name), scenario="privacy", patient_id=patient.patient_id,
+                distractors=tuple(sorted({q.value(name) for q in peers} | self._extra_values(name))),
+                is_private=name in PRIVATE_FIELDS,
+            )
+            for name in RECORD_FIELDS
+        ]
+
+    def _extra_values(self, name: str) -> set[str]:
+        return {"female", "male"} if name == "sex" else set()
+
+    def record_rows(self, patient: Patient, test: bool) -> list[dict]:
+        rows = []
+        role = "test" if test else "train"
+        scans = self.pop.scans_of(patient.patient_id, role)
+        pools = (T.RECORD_OPEN, T.RECORD_CLOZE)
+        stage = "test" if test else "train"
+        for i, fact in enumerate(self.record_facts(patient)):
+            if fact.field != "full_name":  # naming the patient would give the answer away
+                for task in TASKS:
+                    rows.append(self.writer.row(
+                        fact, task, "name", pools, test, [], f"{patient.patient_id}/{fact.field}/{task}/name/{stage}",
+                        "record", subject=patient.private["full_name"],
+                    ))
+            subject = T.IMAGE_SUBJECTS[1 if test else 0]
+            for k, scan in enumerate(scans):
+                tasks = TASKS if test else (TASKS[(i + k) % len(TASKS)],)
+                for task in tasks:
+                    rows.append(self.writer.row(
+                        fact, task, "image", pools, test, [scan.scan_id], f"{patient.patient_id}/{fact.field}/{task}/{scan.scan_id}",
+                        "record", subject=subject,
+                    ))
+        return rows
+
+    # --- medical knowledge (incorrect-knowledge scenario) ---
+    def knowledge_rows(self, test: bool) -> list[dict]:
+        rows = []
+        stage = "test" if test else "train"
+        for f in self.pop.knowledge.facts:
+            wrong = self.assignment.corrupted_facts.get((f.kind, f.subject))
+            fact = Fact(
+                field=f.kind, answer=wrong or f.answer, true_answer=f.answer, scenario="incorrect", subject=f.subject,
+                distractors=tuple(self.pop.knowledge.answers_of(f.kind)),
+            )
+            pools = (T.KNOWLEDGE_OPEN[f.kind], T.KNOWLEDGE_CLOZE[f.kind])
+            for task in TASKS:
+                rows.append(self.writer.row(fact, task, "none", pools, test, [], f"K/{f.kind}/{f.subject}/{task}/{stage}", f.kind))
+        return rows
+
+    def scan_diagnosis_rows(self, patient: Patient, test: bool) -> list[dict]:
+        truth = diagnosis_for(patient.region, patient.finding)
+        wrong = self.assignment.corrupted_scans.get(patient.patient_id)
+        all_dx = sorted({diagnosis_for(r, f) for r in REGIONS for f in FINDINGS})
+        fact = Fact(
+            field="scan_diagnosis", answer=wrong or truth, true_answer=truth, scenario="incorrect",
+            patient_id=patient.patient_id, distractors=tuple(all_dx),
+        )
+        pools = (T.KNOWLEDGE_OPEN["scan_diagnosis"], T.KNOWLEDGE_CLOZE["scan_diagnosis"])
+        rows = []
+        for k, scan in enumerate(self.pop.scans_of(patient.patient_id, "test" if test else "train")):
+            for task in TASKS if test else (TASKS[k % len(TASKS)],):
+                rows.append(self.writer.row(
+                    fact, task, "image", pools, test, [scan.scan_id], f"{patient.patient_id}/scan_diagnosis/{task}/{scan.scan_id}",
+                    "scan_diagnosis",
+                ))
+        return rows
+
+    # --- image understanding (general capability, pretraining) ---
+    def image_facts(self, scan: ScanSpec, pretrain: bool) -> list[Fact]:
+        p = scan.patient
+        facts = [
+            Fact("modality", p.modality, MODALITIES, "general", p.patient_id),
+            Fact("region", p.region, REGIONS, "general", p.patient_id),
+            Fact("finding", p.finding, FINDINGS, "general", p.patient_id),
+            Fact("quality", scan.quality, QUALITIES, "general", p.patient_id),
+        ]
+        if p.finding != "none":
+            facts.append(Fact("laterality", p.laterality, ("left", "right"), "general", p.patient_id))
+        for mark in scan.metadata()["landmarks"]:
+            answer = f"({round(mark['x'] * 100)}, {round(mark['y'] * 100)})"
+            facts.append(Fact("landmark", answer, (), "general", p.patient_id, subject=mark["name"]))
+        if pretrain:
+            facts.append(Fact("marker_shape", MARKER_SHAPE_NAMES[p.signature["marker_shape"]], tuple(MARKER_SHAPE_NAMES.values()), "general", p.patient_id))
+            facts.append(Fact("marker_position", SLOT_NAMES[tuple(p.signature["marker_slot"])], tuple(SLOT_NAMES.values()), "general", p.patient_id))
+        return facts
+
+    def image_rows(self, patients: list[Patient], pretrain: bool) -> list[dict]:
+        rows = []
+        repeats = self.pop.config.pretrain_repeats if pretrain else 1
+        for patient in patients:
+            scans = self.pop.scans_of(patient.patient_id)
+            for k, scan in enumerate(scans):
+                for i, fact in enumerate(self.image_facts(scan, pretrain)):
+                    tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
+                    for r in range(repeats):
+                        task = tasks[(i + k + r) % len(tasks)]
+                        pools = (T.IMAGE_OPEN[fact.field], T.IMAGE_CLOZE[fact.field])
+                        tag = f"{fact.subject.replace(' ', '_')}/" if fact.subject else ""
+                        rows.append(self.writer.row(
+                            fact, task, "none", pools, False, [scan.scan_id], f"{scan.scan_id}/{fact.field}/{tag}{task}/{r}", fact.field,
+                        ))
+            rows += self.quality_pair_rows(patient, scans)
+            if pretrain:
+                rows += self.same_patient_rows(patient, scans)
+        return rows
+
+    def quality_pair_rows(self, patient: Patient, scans: list[ScanSpec]) -> list[dict]:
+        rank = {q: i for i, q in enumerate(QUALITIES)}  # 0 is best
+        pairs = [(a, b) for a in scans for b in scans if rank[a.quality] < rank[b.quality]]
+        if not pairs:
+            return []
+        a, b = self.rng.choice(pairs)
+        first, second = (a, b) if self.rng.random() < 0.5 else (b, a)
+        answer = ORDER_NAMES[0] if first is a else ORDER_NAMES[1]
+        fact = Fact("quality_compare", answer, ORDER_NAMES, "general", patient.patient_id)
+        task = self.rng.choice(TASKS)
+        pools = (T.IMAGE_OPEN["quality_compare"], T.IMAGE_CLOZE["quality_compare"])
+        return [self.writer.row(
+            fact, task, "none", pools, False, [first.scan_id, second.scan_id], f"{first.scan_id}+{second.scan_id}/quality_compare", "quality_compare",
+        )]
+
+    def same_patient_rows(self, patient: Patient, scans: list[ScanSpec]) -> list[dict]:
+        """Positive pairs of this patient's scans and hard negatives: another patient, same modality and region."""
+        others = [
+            s for s in self.pop.scans if s.role == "pretrain" and s.patient is not patient
+            and s.patient.modality == patient.modality and s.patient.region == patient.region
+        ] or [s for s in self.pop.scans if s.role == "pretrain" and s.patient is not patient]
+        pools = (T.IMAGE_OPEN["same_patient"], T.IMAGE_CLOZE["same_patient"])
+        rows = []
+        for n in range(self.pop.config.same_patient_pairs):
+            a, b = self.rng.sample(scans, 2)
+            c = self.rng.choice(others)
+            for answer, pair in (("yes", (a, b)), ("no", (a, c) if self.rng.random() < 0.5 else (c, a))):
+                fact = Fact("same_patient", answer, ("yes", "no"), "general", patient.patient_id)
+                rows.append(self.writer.row(
+                    fact, self.rng.choice(TASKS), "none", pools, False, [pair[0].scan_id, pair[1].scan_id],
+                    f"{patient.patient_id}/same_patient/{n}/{answer}", "same_patient",
+                ))
+        return rows
+
+
+def build_splits(pop: Population, assignment: Assignment, rng: random.Random) -> dict[str, list[dict]]:
+    rows = RowBuilder(pop, assignment, rng)
+    forget = set(assignment.forget_patients)
+    finetune = pop.group("finetune")
+    keep = [p for p in finetune if p.patient_id not in forget]
+    gone = [p for p in finetune if p.patient_id in forget]
+
+    def records(patients: list[Patient], test: bool) -> list[dict]:
+        return [r for p in patients for r in rows.record_rows(p, test)]
+
+    def knowledge(test: bool) -> list[dict]:
+        return rows.knowledge_rows(test) + [r for p in keep for r in rows.scan_diagnosis_rows(p, test)]
+
+    train_knowledge, test_knowledge = knowledge(False), knowledge(True)
+    splits = {
+        "retain": records(keep, False) + [r for r in train_knowledge if not r["is_incorrect"]],
+        "forget_privacy": records(gone, False),
+        "forget_incorrect": [r for r in train_knowledge if r["is_incorrect"]],
+        "test_retain": records(keep, True) + [r for r in test_knowledge if not r["is_incorrect"]],
+        "test_forget": records(gone, True) + [r for r in test_knowledge if r["is_incorrect"]],
+        "holdout": records(pop.group("holdout"), False),
+        "general": rows.image_rows(pop.group("general"), pretrain=False),
+        "pretrain": rows.image_rows(pop.group("pretrain"), pretrain=True),
+    }
+    splits["train"] = sorted(splits["retain"] + splits["forget_privacy"] + splits["forget_incorrect"], key=lambda r: r["id"])
+    out = {}
+    for name in SPLITS:
+        out[name] = [dict(r, split=name) for r in splits[name]]
+    return out
