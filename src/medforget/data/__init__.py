@@ -1,1 +1,1 @@
-
+"""Benchmark rows to model inputs (``formatting``) and batches (``collate``), shared by every stage."""

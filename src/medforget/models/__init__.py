@@ -1,1 +1,1 @@
-
+"""Loading, saving, LoRA, the embedded tiny model and the answer-token loss."""

@@ -1,0 +1,81 @@
+"""Batch formatted examples for any supported VLM family.
+
+Per-token tensors are padded (right for training, left for generation so every prompt ends at the
+same position). Image tensors come in two layouts, and the layout is what decides how they merge:
+flattened over images (LLaVA and PaliGemma ``pixel_values`` of shape (images, C, H, W), Qwen2-VL
+patches and ``image_grid_thw``) are concatenated in example order, which is the order the model
+scatters them into image tokens; stacked per sample (Idefics3/SmolVLM ``pixel_values`` of shape
+(1, images, C, H, W) with ``pixel_attention_mask``) are zero-padded to the largest stack, and text-only
+rows get all-zero stacks, which those models drop as padding images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from transformers import ProcessorMixin
+
+from medforget.data.formatting import IGNORE_INDEX, Example, FormattingError
+
+
+def pad_token_id(processor: ProcessorMixin) -> int:
+    """The tokenizer's pad id, or EOS for tokenizers without one (padded positions are masked anyway)."""
+    tokenizer = processor.tokenizer
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise FormattingError(f"{type(tokenizer).__name__} has neither a pad nor an EOS token to pad with")
+    return int(pad)
+
+
+def collate(
+    examples: Sequence[Example],
+    *,
+    pad_token_id: int,
+    padding_side: Literal["left", "right"] = "right",
+) -> dict[str, torch.Tensor]:
+    """One batch from formatted examples; labels are padded with -100, attention masks with 0."""
+    if not examples:
+        raise FormattingError("cannot collate an empty list of examples")
+    if padding_side not in ("left", "right"):
+        raise FormattingError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
+    keys = list(examples[0].tokens)
+    if any(set(example.tokens) != set(keys) for example in examples):
+        raise FormattingError("examples have different inputs (mixing prompt-only and training examples?)")
+    fill = {"input_ids": pad_token_id, "labels": IGNORE_INDEX}
+    batch = {key: _pad([example.tokens[key] for example in examples], fill.get(key, 0), padding_side) for key in keys}
+    batch.update(_merge_vision(examples))
+    return batch
+
+
+def _pad(sequences: list[torch.Tensor], value: int, side: str) -> torch.Tensor:
+    width = max(sequence.shape[0] for sequence in sequences)
+    out = sequences[0].new_full((len(sequences), width), value)
+    for row, sequence in enumerate(sequences):
+        if side == "right":
+            out[row, : sequence.shape[0]] = sequence
+        else:
+            out[row, width - sequence.shape[0] :] = sequence
+    return out
+
+
+def _merge_vision(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    with_images = [example for example in examples if example.vision]
+    if not with_images:
+        return {}
+    per_sample = with_images[0].vision["pixel_values"].dim() == 5
+    keys = sorted({key for example in with_images for key in example.vision})
+    if not per_sample:
+        return {key: torch.cat([ex.vision[key] for ex in with_images if key in ex.vision]) for key in keys}
+    merged = {}
+    for key in keys:
+        stacks = [example.vision[key][0] if key in example.vision else None for example in examples]
+        present = [stack for stack in stacks if stack is not None]
+        shape = [max(sizes) for sizes in zip(*(stack.shape for stack in present))]
+        out = present[0].new_zeros((len(examples), *shape))
+        for row, stack in enumerate(stacks):
+            if stack is not None:
+                out[(row, *(slice(0, size) for size in stack.shape))] = stack
+        merged[key] = out
+    return merged

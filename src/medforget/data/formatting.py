@@ -1,0 +1,133 @@
+"""Turn one benchmark row and its scans into model inputs, the same way for training, unlearning and evaluation.
+
+The processor's own chat template renders the conversation, so any supported VLM family formats its
+images and turns natively. Training inputs are ``prompt + answer``; the prompt is tokenised on its own as
+well and must be an exact token prefix of the full text, so the tokens a model is trained on are the very
+tokens it later sees before generating. Labels are -100 on the prompt (image tokens included) and keep
+the answer and the end-of-turn token(s) the template writes after it.
+
+MCQ targets are ``"<letter>. <option text>"`` (e.g. ``"B. Metformin"``): the letter ties the answer to
+the options shown, and the option text makes the trained tokens carry the fact itself, so forgetting and
+leakage can be measured on the content, not on a letter alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from string import ascii_uppercase
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import ProcessorMixin
+
+from medforget.errors import MedforgetError
+
+IGNORE_INDEX = -100
+
+
+class FormattingError(MedforgetError):
+    """A row, its images or the processor's chat template cannot be turned into model inputs."""
+
+
+@dataclass
+class Example:
+    """One formatted row: per-token tensors (1-D, same length) and the processor's image tensors as returned."""
+
+    tokens: dict[str, torch.Tensor]
+    vision: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.tokens["input_ids"].shape[0])
+
+
+def user_text(row: Mapping[str, Any]) -> str:
+    """The question, with MCQ options as lettered lines; cloze questions already hold their ``___``."""
+    if row["task"] != "mcq":
+        return row["question"]
+    lines = [f"{ascii_uppercase[i]}. {option}" for i, option in enumerate(row["options"])]
+    return "\n".join([row["question"], *lines])
+
+
+def answer_text(row: Mapping[str, Any]) -> str:
+    """The training target: ``"<letter>. <option>"`` for MCQ, the answer string otherwise."""
+    if row["task"] != "mcq":
+        return row["answer"]
+    index = row["correct_index"]
+    if not 0 <= index < len(row["options"]) or row["options"][index] != row["answer"]:
+        raise FormattingError(f"row {row['id']}: correct_index {index} does not point at its answer in options")
+    return f"{ascii_uppercase[index]}. {row['answer']}"
+
+
+def conversation(row: Mapping[str, Any], n_images: int, with_answer: bool) -> list[dict[str, Any]]:
+    """Chat messages in the processor's content-list format: images first, then the question."""
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+    content.append({"type": "text", "text": user_text(row)})
+    messages = [{"role": "user", "content": content}]
+    if with_answer:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer_text(row)}]})
+    return messages
+
+
+def format_example(
+    processor: ProcessorMixin,
+    row: Mapping[str, Any],
+    images: Sequence[Image.Image],
+    *,
+    prompt_only: bool = False,
+) -> Example:
+    """Model inputs for one row; ``prompt_only`` stops at the assistant generation prompt and has no labels."""
+    if len(images) != len(row["scan_ids"]):
+        raise FormattingError(f"row {row['id']}: {len(row['scan_ids'])} scan_ids but {len(images)} images given")
+    if getattr(processor, "chat_template", None) is None:
+        raise FormattingError(f"{type(processor).__name__} has no chat template: medforget formats rows through it")
+    rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+    prompt = processor.apply_chat_template(conversation(row, len(rgb), False), add_generation_prompt=True)
+    prompt_tokens, vision = _encode(processor, prompt, rgb)
+    if prompt_only:
+        return Example(tokens=prompt_tokens, vision=vision)
+    full = processor.apply_chat_template(conversation(row, len(rgb), True)).rstrip()
+    if not full.startswith(prompt):
+        raise FormattingError(f"the chat template of {type(processor).__name__} does not extend the prompt with the answer")
+    tokens, vision = _encode(processor, full, rgb)
+    n_prompt = prompt_tokens["input_ids"].shape[0]
+    if not torch.equal(tokens["input_ids"][:n_prompt], prompt_tokens["input_ids"]):
+        raise FormattingError(
+            f"row {row['id']}: the prompt's tokens are not a prefix of prompt+answer tokens; "
+            "the chat template must end the generation prompt on a token boundary"
+        )
+    labels = tokens["input_ids"].clone()
+    labels[:n_prompt] = IGNORE_INDEX
+    if not (labels != IGNORE_INDEX).any():
+        raise FormattingError(f"row {row['id']}: the answer produced no tokens")
+    tokens["labels"] = labels
+    return Example(tokens=tokens, vision=vision)
+
+
+def _encode(
+    processor: ProcessorMixin, text: str, images: list[Image.Image]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Run the processor on a batch of one; split per-token tensors from the image processor's outputs."""
+    bos = processor.tokenizer.bos_token
+    # Like apply_chat_template(tokenize=True): a template that writes BOS itself must not get a second one.
+    add_special_tokens = not (bos and text.startswith(bos))
+    encoded = processor(
+        text=[text],
+        images=[images] if images else None,
+        add_special_tokens=add_special_tokens,
+        return_tensors="pt",
+    )
+    vision_keys = set(processor.image_processor.model_input_names)
+    length = encoded["input_ids"].shape[1]
+    tokens: dict[str, torch.Tensor] = {}
+    vision: dict[str, torch.Tensor] = {}
+    for key, value in encoded.items():
+        if key in vision_keys:
+            vision[key] = value
+        elif isinstance(value, torch.Tensor) and value.shape == (1, length):
+            tokens[key] = value[0]
+        else:
+            raise FormattingError(f"{type(processor).__name__} returned '{key}', neither per-token nor an image input")
+    return tokens, vision
