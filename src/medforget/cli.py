@@ -119,6 +119,208 @@ def show(
     console.print(f"contact sheet of {count} scans written to {sheet}")
 
 
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+class TrainProgress:
+    """Rich progress bar with loss and samples/s; plain lines every 10 % when output is not a terminal."""
+
+    def __init__(self, description: str) -> None:
+        self.description, self.bar, self.task, self.last_tenth = description, None, None, -1
+
+    def __enter__(self) -> "TrainProgress":
+        if err.is_terminal:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:.0f} samples/s"), TimeElapsedColumn(),
+                console=err, transient=True,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.description, total=None, loss=float("nan"), speed=0.0)
+        return self
+
+    def __call__(self, info: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=info["step"], total=info["total"], loss=info["loss"], speed=info["samples_per_s"])
+            return
+        tenth = info["step"] * 10 // info["total"]
+        if tenth != self.last_tenth:
+            self.last_tenth = tenth
+            err.print(f"{self.description}: step {info['step']}/{info['total']} loss {info['loss']:.4f} "
+                      f"{info['samples_per_s']:.0f} samples/s", highlight=False)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _train_config(bench: Path, stage: str, **overrides):
+    from medforget.models.lora import LoraSettings
+    from medforget.train.config import stage_config
+    from medforget.world.storage import read_meta
+
+    lora_r = overrides.pop("lora_r")
+    cfg = stage_config(read_meta(bench)["preset"], stage).with_overrides(**overrides)
+    return cfg.with_overrides(lora=LoraSettings(r=lora_r, alpha=2 * lora_r)) if lora_r else cfg
+
+
+def _run_stage(model: str, bench: Path, out: Path, split: str, stage: str, exclude: list[str], overwrite: bool, **overrides) -> None:
+    from medforget.train.stages import run_stage
+
+    _quiet_transformers()
+    with user_errors():
+        cfg = _train_config(bench, stage, **overrides)
+        with TrainProgress(f"{stage} on {split}") as progress:
+            result = run_stage(model, bench, out, split, cfg, exclude=exclude, overwrite=overwrite, report=progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # one summary line under `accelerate launch`
+        return
+    resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
+    final = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
+    console.print(f"{stage}: {result.steps} steps, {result.samples} samples in {result.seconds:.0f} s, "
+                  f"final loss {final}{resumed} -> {out}")
+
+
+EPOCHS = typer.Option(None, help="Epochs (default: the benchmark preset's).")
+LR = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's).")
+BATCH = typer.Option(None, "--batch-size", help="Batch size per process (default: the preset's).")
+ACCUM = typer.Option(None, "--grad-accum", help="Gradient accumulation steps.")
+STEPS = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps (wins over --epochs).")
+LORA = typer.Option(0, "--lora-r", help="Train LoRA adapters of this rank instead of all weights (0: full fine-tuning).")
+SEED = typer.Option(None, "--seed", help="Training seed (data order, augmentation).")
+OVERWRITE = typer.Option(False, help="Replace a finished model in the output folder.")
+
+
+@app.command("init-model")
+def init_model_cmd(
+    bench: Path = typer.Option(..., "--bench", help="Benchmark folder (its text trains the tokenizer)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the new model."),
+    size: str = typer.Option("tiny", help="tiny or small."),
+    seed: int = typer.Option(0, help="Weight initialisation seed."),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Build the embedded default: a tiny LLaVA-class model with a tokenizer trained on the benchmark."""
+    from medforget.train.stages import init_model
+
+    _quiet_transformers()
+    with user_errors():
+        init_model(bench, out, size=size, seed=seed, overwrite=overwrite)
+    console.print(f"tiny LLaVA ({size}) written to {out}")
+
+
+@app.command()
+def pretrain(
+    model: str = typer.Option(..., "--model", help="Model folder (e.g. from init-model)."),
+    bench: Path = typer.Option(..., "--bench", help="Benchmark folder."),
+    out: Path = typer.Option(..., "--out", help="Folder for the pretrained model."),
+    epochs: Optional[float] = EPOCHS, lr: Optional[float] = LR, batch_size: Optional[int] = BATCH,
+    grad_accum: Optional[int] = ACCUM, max_steps: Optional[int] = STEPS, lora_r: int = LORA, seed: Optional[int] = SEED,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Teach a base model to read scans (modality, region, finding, quality, landmarks, identity cues) on `pretrain`."""
+    _run_stage(model, bench, out, "pretrain", "pretrain", [], overwrite, epochs=epochs, lr=lr, batch_size=batch_size,
+               grad_accum=grad_accum, max_steps=max_steps, lora_r=lora_r, seed=seed)
+
+
+@app.command()
+def finetune(
+    model: str = typer.Option(..., "--model", help="Model folder or hub id."),
+    bench: Path = typer.Option(..., "--bench", help="Benchmark folder."),
+    out: Path = typer.Option(..., "--out", help="Folder for the fine-tuned model."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Leave out forget (both forget splits), forget_privacy or forget_incorrect: the retrain oracle."),
+    epochs: Optional[float] = EPOCHS, lr: Optional[float] = LR, batch_size: Optional[int] = BATCH,
+    grad_accum: Optional[int] = ACCUM, max_steps: Optional[int] = STEPS, lora_r: int = LORA, seed: Optional[int] = SEED,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Supervised fine-tuning on `train` (the vanilla model), or on `train` minus the forget splits (the oracle)."""
+    _run_stage(model, bench, out, "train", "finetune", exclude, overwrite, epochs=epochs, lr=lr, batch_size=batch_size,
+               grad_accum=grad_accum, max_steps=max_steps, lora_r=lora_r, seed=seed)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option(..., "--model", help="Model folder or hub id."),
+    bench: Path = typer.Option(..., "--bench", help="Benchmark folder."),
+    out: Path = typer.Option(..., "--out", help="Metrics JSON; per-item outputs go beside it as .parquet."),
+    splits: list[str] = typer.Option([], "--splits", help="Splits to evaluate (repeat the option); default: all evaluation splits."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
+    max_new_tokens: int = typer.Option(24, help="Longest generated answer."),
+    min_k: float = typer.Option(0.2, "--min-k", help="k of the Min-K% and Min-K%++ attacks."),
+) -> None:
+    """Score a model on the benchmark: accuracy, leak rates, refusals, general capability, membership attacks."""
+    from medforget.evaluate.run import DEFAULT_SPLITS, evaluate_model, write_results
+
+    _quiet_transformers()
+    with user_errors():
+        if not 0 < min_k <= 1:
+            raise MedforgetError("--min-k must be in (0, 1]")
+        with progress_bar() as bar:
+            tasks: dict[str, object] = {}
+
+            def progress(split: str, done: int, total: int) -> None:
+                if split not in tasks:
+                    tasks[split] = bar.add_task(f"evaluating {split}", total=total)
+                bar.update(tasks[split], completed=done)
+
+            metrics, records = evaluate_model(model, bench, splits or DEFAULT_SPLITS, batch_size=batch_size,
+                                              max_new_tokens=max_new_tokens, min_k=min_k, progress=progress)
+        json_path, items_path = write_results(metrics, records, out)
+    table = Table(title=f"{model} ({metrics['seconds']:.0f} s)")
+    for col in ("split", "items", "MCQ acc", "chance", "leak (exact)", "refusal"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split, m in metrics["splits"].items():
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(split, str(m["n"]), fmt(m.get("mcq_acc")), fmt(m.get("mcq_chance")), fmt(m.get("leak_exact")), fmt(m.get("refusal_rate")))
+    console.print(table)
+    console.print(f"metrics: {json_path}; per-item outputs: {items_path}")
+
+
+def _parse_eps(text: str) -> float:
+    """'8/255' or '0.03' -> a float."""
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise MedforgetError(f"--eps must be a number or a fraction like 8/255, got {text!r}") from None
+
+
+@app.command()
+def protect(
+    images: Path = typer.Option(..., "--images", help="Folder of PNG/JPEG images, or a benchmark folder."),
+    encoder: list[str] = typer.Option(..., "--encoder", help="Model whose vision tower is attacked; repeat for an ensemble."),
+    out: Path = typer.Option(..., "--out", help="Folder for the protected PNGs and protect.json."),
+    eps: str = typer.Option("8/255", help="L-infinity budget, as a fraction of the pixel range."),
+    steps: int = typer.Option(10, help="Projected-gradient steps."),
+    method: str = typer.Option("antithetical", help="antithetical, error_min or targeted."),
+    seed: int = typer.Option(0, help="Random start; the same seed gives the same bytes on CPU."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per batch."),
+    patients: list[str] = typer.Option([], "--patient", help="With a benchmark: protect only these patients' scans."),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Add imperceptible perturbations to images before they are shared (see docs/protect.md)."""
+    from medforget.protect import EnsembleEncoder, VisionEncoder, protect_folder
+
+    _quiet_transformers()
+    with user_errors():
+        budget = _parse_eps(eps)
+        encoders = [VisionEncoder.load(e) for e in encoder]
+        enc = encoders[0] if len(encoders) == 1 else EnsembleEncoder(encoders)
+        with progress_bar() as bar:
+            task = bar.add_task(f"protecting ({method})", total=None)
+            manifest = protect_folder(
+                images, out, enc, method=method, eps=budget, steps=steps, seed=seed, batch_size=batch_size,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                patient_ids=patients or None, overwrite=overwrite,
+            )
+    console.print(f"{manifest['count']} images protected -> {out} "
+                  f"(mean PSNR {manifest['psnr_mean']} dB, max L-inf {manifest['linf_max']} px)")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m medforget.cli`
     app(prog_name="medforget")
 

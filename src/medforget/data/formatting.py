@@ -6,9 +6,10 @@ well and must be an exact token prefix of the full text, so the tokens a model i
 tokens it later sees before generating. Labels are -100 on the prompt (image tokens included) and keep
 the answer and the end-of-turn token(s) the template writes after it.
 
-MCQ targets are ``"<letter>. <option text>"`` (e.g. ``"B. Metformin"``): the letter ties the answer to
-the options shown, and the option text makes the trained tokens carry the fact itself, so forgetting and
-leakage can be measured on the content, not on a letter alone.
+MCQ targets are the option text itself (e.g. ``"Metformin"``), the very string the evaluator scores each
+option by. A letter target ("B. Metformin") would make the model learn a letter lookup over the listed
+options, a skill a from-scratch model picks up late (measured on `demo`: option scores then followed the
+text prior, not the image), and would tie MCQ knowledge to a format that open questions never use.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def user_text(row: Mapping[str, Any]) -> str:
 
 
 def answer_text(row: Mapping[str, Any]) -> str:
-    """The training target: ``"<letter>. <option>"`` for MCQ, the answer string otherwise."""
+    """The training target: the answer string (for MCQ, the text of the correct option)."""
     if row["task"] != "mcq":
         return row["answer"]
     index = row["correct_index"]
     if not 0 <= index < len(row["options"]) or row["options"][index] != row["answer"]:
         raise FormattingError(f"row {row['id']}: correct_index {index} does not point at its answer in options")
-    return f"{ascii_uppercase[index]}. {row['answer']}"
+    return row["answer"]
 
 
 def conversation(row: Mapping[str, Any], n_images: int, with_answer: bool) -> list[dict[str, Any]]:

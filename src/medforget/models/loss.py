@@ -24,6 +24,25 @@ def answer_token_counts(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return (batch["labels"][:, 1:] != IGNORE_INDEX).sum(dim=1)
 
 
+def answer_logits(
+    model: PreTrainedModel | PeftModel, batch: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits only where an answer token is predicted: (logits (n, vocab), sample index, position, target id).
+
+    ``position`` indexes ``labels[:, 1:]``: hidden state t predicts token t + 1.
+    """
+    vlm = model.get_base_model() if isinstance(model, PeftModel) else model
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    hidden = vlm.base_model(**inputs, use_cache=False).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
+    logits = vlm.get_output_embeddings()(hidden[rows, cols]).float()
+    softcap = getattr(vlm.config.get_text_config(), "final_logit_softcapping", None)
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits, rows, cols, targets[rows, cols]
+
+
 def answer_token_loss(
     model: PreTrainedModel | PeftModel,
     batch: Mapping[str, torch.Tensor],
@@ -35,21 +54,13 @@ def answer_token_loss(
     ``sum_per_sample``: summed NLL per sample, shape (batch,) (divide by ``answer_token_counts`` for a mean);
     ``none``: per-token NLL aligned with ``labels[:, 1:]``, shape (batch, length - 1), 0 where unscored.
     """
-    vlm = model.get_base_model() if isinstance(model, PeftModel) else model
-    inputs = {key: value for key, value in batch.items() if key != "labels"}
-    hidden = vlm.base_model(**inputs, use_cache=False).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
-    # hidden state t predicts token t + 1, so hidden[:, :-1] lines up with labels[:, 1:]
-    logits = vlm.get_output_embeddings()(hidden[rows, cols]).float()
-    softcap = getattr(vlm.config.get_text_config(), "final_logit_softcapping", None)
-    if softcap is not None:
-        logits = torch.tanh(logits / softcap) * softcap
-    nll = F.cross_entropy(logits, targets[rows, cols], reduction="none")
+    logits, rows, cols, targets = answer_logits(model, batch)
+    nll = F.cross_entropy(logits, targets, reduction="none")
     if reduction == "mean":
         return nll.mean()
+    shape = batch["labels"][:, 1:].shape
     if reduction == "sum_per_sample":
-        return nll.new_zeros(targets.shape[0]).index_add(0, rows, nll)
+        return nll.new_zeros(shape[0]).index_add(0, rows, nll)
     if reduction == "none":
-        return nll.new_zeros(targets.shape).index_put((rows, cols), nll)
+        return nll.new_zeros(shape).index_put((rows, cols), nll)
     raise ValueError(f"reduction must be 'mean', 'none' or 'sum_per_sample', not {reduction!r}")

@@ -39,6 +39,7 @@ class ScanSpec:
             "modality": p.modality, "region": p.region, "finding": p.finding, "laterality": p.laterality,
             "location": p.location, "size_mm": p.size_mm, "quality": self.quality,
             "landmarks": landmarks(p.region, p.signature, self.acquisition),
+            "marker_shape": p.signature["marker_shape"], "marker_slot": MARKER_SLOTS.index(tuple(p.signature["marker_slot"])),
         }
 
     def lesion(self) -> Lesion:

@@ -154,11 +154,11 @@ class RowBuilder:
             facts.append(Fact("marker_position", SLOT_NAMES[tuple(p.signature["marker_slot"])], tuple(SLOT_NAMES.values()), "general", p.patient_id))
         return facts
 
-    def image_rows(self, patients: list[Patient], pretrain: bool) -> list[dict]:
+    def image_rows(self, patients: list[Patient], pretrain: bool, role: str | None = None) -> list[dict]:
         rows = []
         repeats = self.pop.config.pretrain_repeats if pretrain else 1
         for patient in patients:
-            scans = self.pop.scans_of(patient.patient_id)
+            scans = self.pop.scans_of(patient.patient_id, role)
             for k, scan in enumerate(scans):
                 for i, fact in enumerate(self.image_facts(scan, pretrain)):
                     tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
@@ -223,8 +223,11 @@ def build_splits(pop: Population, assignment: Assignment, rng: random.Random) ->
         return rows.knowledge_rows(test) + [r for p in keep for r in rows.scan_diagnosis_rows(p, test)]
 
     train_knowledge, test_knowledge = knowledge(False), knowledge(True)
+    # Image-understanding items on the retained patients' training scans keep the fine-tuned model's
+    # general capability (rehearsal), as clinical image-text data mixes reports with patient details.
+    rehearsal = rows.image_rows(keep, pretrain=False, role="train")
     splits = {
-        "retain": records(keep, False) + [r for r in train_knowledge if not r["is_incorrect"]],
+        "retain": records(keep, False) + [r for r in train_knowledge if not r["is_incorrect"]] + rehearsal,
         "forget_privacy": records(gone, False),
         "forget_incorrect": [r for r in train_knowledge if r["is_incorrect"]],
         "test_retain": records(keep, True) + [r for r in test_knowledge if not r["is_incorrect"]],

@@ -49,6 +49,8 @@ SCAN_FEATURES = Features({
     "size_mm": Value("float64"),
     "quality": Value("string"),
     "landmarks": List({"name": Value("string"), "x": Value("float64"), "y": Value("float64")}),
+    "marker_shape": Value("string"),
+    "marker_slot": Value("int32"),
     "image": Image(),
 })
 

@@ -1,0 +1,101 @@
+"""`evaluate`: one model on chosen splits -> metrics JSON + per-item Parquet."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from medforget.errors import MedforgetError
+from medforget.evaluate.engine import ImageCache
+from medforget.evaluate.items import evaluate_rows
+from medforget.evaluate.metrics.wellformed import MEMBERSHIP_FIELDS
+from medforget.evaluate.summary import membership, split_metrics
+from medforget.models.loading import load_model
+from medforget.world.splits import SPLITS
+from medforget.world.storage import Benchmark, load_benchmark
+
+DEFAULT_SPLITS = ("forget_privacy", "forget_incorrect", "retain", "test_forget", "test_retain", "general", "holdout")
+Progress = Callable[[str, int, int], None]  # (split, done, total)
+
+
+def known_values(bench: Benchmark) -> dict[str, set[str]]:
+    """Every answer a closed-set record field takes in this world (for well-formedness)."""
+    out: dict[str, set[str]] = {f: set() for f in MEMBERSHIP_FIELDS}
+    for split in ("train", "holdout", "test_retain"):
+        ds = bench[split]
+        for field, answer in zip(ds["field"], ds["answer"]):
+            if field in out:
+                out[field].add(answer)
+    return out
+
+
+def check_splits(splits: Sequence[str]) -> list[str]:
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise MedforgetError(f"unknown split(s) {', '.join(unknown)}; choose from: {', '.join(SPLITS)}")
+    return list(dict.fromkeys(splits))
+
+
+def evaluate_model(
+    model_dir: str | Path, bench_dir: Path, splits: Sequence[str] = DEFAULT_SPLITS, *, batch_size: int = 64,
+    max_new_tokens: int = 24, min_k: float = 0.2, limit: int | None = None, progress: Progress | None = None,
+) -> tuple[dict, list[dict]]:
+    """Metrics and per-item records of one model. `limit` keeps the first N rows of each split (quick looks)."""
+    splits = check_splits(splits)
+    bench = load_benchmark(bench_dir)
+    model, processor = load_model(model_dir)
+    model.eval()
+    images = ImageCache(bench)
+    known = known_values(bench)
+    began = time.perf_counter()
+    records: dict[str, list[dict]] = {}
+    for split in splits:
+        rows = bench[split].to_list()[:limit]
+        done = 0
+
+        def tick(n: int, split: str = split, total: int = len(rows)) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(split, min(done, total), total)
+
+        records[split] = evaluate_rows(
+            model, processor, rows, images, batch_size=batch_size, max_new_tokens=max_new_tokens, min_k=min_k,
+            membership=split in ("forget_privacy", "holdout"), progress=tick,
+        )
+    metrics = {
+        "model": str(model_dir), "benchmark": str(bench_dir), "benchmark_hash": bench.meta["content_hash"],
+        "splits": {s: split_metrics(r, known) for s, r in records.items()},
+        "seconds": round(time.perf_counter() - began, 2), "device": str(next(model.parameters()).device),
+        "torch_threads": torch.get_num_threads(), "min_k": min_k,
+    }
+    if "forget_privacy" in records and "holdout" in records:
+        members = [r for r in records["forget_privacy"] if r["is_private"]]
+        nonmembers = [r for r in records["holdout"] if r["is_private"]]
+        metrics["membership"] = membership(members, nonmembers)
+    return metrics, [r for split in splits for r in records[split]]
+
+
+def write_results(metrics: dict, records: list[dict], out: Path) -> tuple[Path, Path]:
+    """`out` (JSON) and `out` with .parquet (per item), each written to a temporary name and moved into place."""
+    out = Path(out)
+    items = out.with_suffix(".parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_items = items.with_name(f".{items.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(records), tmp_items)
+    tmp_json = out.with_name(f".{out.name}.tmp")
+    tmp_json.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    os.replace(tmp_items, items)
+    os.replace(tmp_json, out)
+    return out, items
+
+
+def read_items(path: Path) -> list[dict]:
+    return pq.read_table(Path(path).with_suffix(".parquet")).to_pylist()

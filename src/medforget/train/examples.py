@@ -1,0 +1,31 @@
+"""Benchmark rows -> formatted examples, once per run (tokenising in the training loop would cost each epoch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PIL import Image
+from transformers import ProcessorMixin
+
+from medforget.data.formatting import Example, format_example
+from medforget.world.storage import Benchmark
+
+
+def format_rows(
+    bench: Benchmark, rows: Sequence[dict], processor: ProcessorMixin, *, prompt_only: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[Example]:
+    """Format every row; each scan is decoded once however many rows show it."""
+    cache: dict[str, Image.Image] = {}
+    out = []
+    for i, row in enumerate(rows):
+        for scan_id in row["scan_ids"]:
+            if scan_id not in cache:
+                cache[scan_id] = bench.image(scan_id)
+        images = [cache[scan_id] for scan_id in row["scan_ids"]]
+        out.append(format_example(processor, row, images, prompt_only=prompt_only))
+        if progress and (i + 1) % 256 == 0:
+            progress(256)
+    if progress:
+        progress(len(rows) % 256)
+    return out

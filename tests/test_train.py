@@ -1,0 +1,102 @@
+"""The training stages: init-model, resumable training, the oracle's data, and two-process launch."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForImageTextToText
+
+from medforget.errors import MedforgetError
+from medforget.models.loading import load_model
+from medforget.train.config import TrainConfig
+from medforget.train.examples import format_rows
+from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, train
+from medforget.train.stages import init_model, run_stage, training_rows
+from medforget.world import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def base_model(smoke_bench, tmp_path_factory) -> Path:
+    return init_model(smoke_bench, tmp_path_factory.mktemp("models") / "base")
+
+
+def test_init_model_loads_like_a_hub_checkpoint(base_model):
+    model = AutoModelForImageTextToText.from_pretrained(base_model)
+    assert type(model).__name__ == "LlavaForConditionalGeneration"
+    assert not [p for p in base_model.iterdir() if p.suffix in (".bin", ".pt")]
+
+
+def test_oracle_data_excludes_exactly_the_forget_splits(smoke_bench):
+    bench = load_benchmark(smoke_bench)
+    everything = training_rows(bench, "train")
+    oracle = training_rows(bench, "train", ["forget"])
+    forget_ids = set(bench["forget_privacy"]["id"]) | set(bench["forget_incorrect"]["id"])
+    assert len(everything) - len(oracle) == len(forget_ids)
+    assert not forget_ids & {r["id"] for r in oracle}
+    with pytest.raises(MedforgetError, match="cannot exclude"):
+        training_rows(bench, "train", ["everything"])
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_weights(smoke_bench, base_model, tmp_path):
+    bench = load_benchmark(smoke_bench)
+    cfg = TrainConfig(max_steps=6, batch_size=8, lr=1e-3, save_every=2)
+
+    def run(out: Path, kill_at: int | None = None):
+        model, processor = load_model(base_model)
+        examples = format_rows(bench, bench["train"].to_list()[:64], processor)
+
+        def report(info: dict) -> None:
+            if kill_at is not None and info["step"] == kill_at:
+                raise Killed
+
+        return train(model, processor, examples, cfg, out, report=report)
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(Killed):
+        run(tmp_path / "resumed", kill_at=5)
+    assert (tmp_path / "resumed" / CHECKPOINT_DIR / "state.json").is_file()
+    resumed = run(tmp_path / "resumed")
+    assert resumed.resumed_from == 4 and len(resumed.losses) == 2
+    assert resumed.losses == pytest.approx(whole.losses[4:], rel=1e-5)
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not (tmp_path / "resumed" / CHECKPOINT_DIR).exists()
+
+
+def test_finished_output_is_not_overwritten_without_asking(smoke_bench, base_model, tmp_path):
+    cfg = TrainConfig(max_steps=1, batch_size=4, save_every=0)
+    out = tmp_path / "ft"
+    run_stage(base_model, smoke_bench, out, "train", cfg)
+    assert (out / RECORD_FILE).is_file()
+    with pytest.raises(MedforgetError, match="--overwrite"):
+        run_stage(base_model, smoke_bench, out, "train", cfg)
+
+
+@pytest.mark.slow
+def test_finetune_with_accelerate_launch_on_two_processes(smoke_bench, base_model, tmp_path):
+    """Two CPU processes over gloo (torchrun under accelerate), then the saved model loads."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "medforget", "finetune",
+           "--model", str(base_model), "--bench", str(smoke_bench), "--out", str(out), "--max-steps", "3"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = (out / RECORD_FILE).read_text()
+    assert '"processes": 2' in record
+    model, _ = load_model(out)
+    assert sum(p.numel() for p in model.parameters()) > 0
