@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 RUN ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean browser
 
 setup: $(VENV)/.installed
 
@@ -18,11 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/medforget generate --preset demo --seed 0 --out $(RUN)/bench --overwrite
-	$(BIN)/medforget validate $(RUN)/bench
+	$(BIN)/medforget run --preset demo --out $(RUN)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The report test renders report.html in Debian's headless Chromium.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the report browser test will be skipped outside CI"
 
 bench: setup
 	$(BIN)/python benchmarks/generate_speed.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -319,6 +320,77 @@ def protect(
             )
     console.print(f"{manifest['count']} images protected -> {out} "
                   f"(mean PSNR {manifest['psnr_mean']} dB, max L-inf {manifest['linf_max']} px)")
+
+
+@app.command()
+def run(
+    out: Path = typer.Option(..., "--out", help="Run folder (created, or resumed when it exists)."),
+    preset: Optional[str] = typer.Option(None, help="smoke, demo or standard (default demo)."),
+    methods: list[str] = typer.Option([], "--methods", help="Unlearning methods to compare (repeat; default: all)."),
+    scenario: Optional[str] = typer.Option(None, help="privacy, incorrect or both (default privacy)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Fine-tune this checkpoint (path or hub id) instead of the embedded default."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the benchmark and of every training run (default 0)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same settings; options given here win."),
+    force: list[str] = typer.Option([], "--force", help="Redo this stage and every stage after it (generate, init, pretrain, vanilla, oracle, unlearn, eval, report)."),
+) -> None:
+    """Run the whole benchmark: generate, build and pretrain the base model, fine-tune the vanilla model,
+    train the retrain oracle, unlearn with every method, evaluate every model, and write the report."""
+    from medforget.pipeline import RunConfig, run_pipeline
+
+    _quiet_transformers()
+    with user_errors():
+        settings = {"preset": preset, "scenario": scenario, "model": model, "seed": seed, "methods": methods or None}
+        if config is not None:
+            cfg = RunConfig.from_yaml(config, **settings)
+        else:
+            cfg = RunConfig(**{k: v for k, v in settings.items() if v is not None})
+        bars: dict[str, TrainProgress] = {}
+
+        def train_report(stage: str):
+            bar = TrainProgress(stage)
+
+            def report(info: dict) -> None:
+                if stage not in bars:
+                    bars[stage] = bar.__enter__()
+                bar(info)
+                if info["step"] >= info["total"]:
+                    bars.pop(stage).__exit__(None, None, None)
+
+            return report
+
+        began = time.perf_counter()
+        runner = run_pipeline(cfg, out, force=force, log=lambda line: err.print(line), train_report=train_report)
+    _print_leaderboard(out)
+    console.print(f"{len(runner.ran)} stage(s) run, {len(runner.skipped)} up to date, {time.perf_counter() - began:.0f} s; "
+                  f"report: {out / 'report.html'}")
+
+
+def _print_leaderboard(run_dir: Path) -> None:
+    import json
+
+    results = json.loads((run_dir / "results.json").read_text())
+    rows = results.get("leaderboard", [])
+    if not rows:
+        return
+    table = Table(title="leaderboard")
+    columns = [c for c in rows[0] if not isinstance(rows[0][c], (dict, list))]
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("model", "kind") else "right")
+    for row in rows:
+        table.add_row(*("-" if row[c] is None else f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    console.print(table)
+
+
+def _register_commands() -> None:
+    """Commands that live beside their subsystem."""
+    from medforget.methods.commands import register as register_methods
+    from medforget.report.command import report_command
+
+    register_methods(app)
+    report_command(app)
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m medforget.cli`

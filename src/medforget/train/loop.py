@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,6 +60,17 @@ class Trainable(nn.Module):
 
     def forward(self, batches: Batches) -> tuple[torch.Tensor, dict[str, float]]:
         return self.objective(self.model, batches, self.reference)
+
+    def train(self, mode: bool = True) -> "Trainable":
+        super().train(mode)
+        if self.reference is not None:
+            self.reference.eval()  # the reference stays deterministic (no dropout) while the model trains
+        return self
+
+
+def model_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The trained model's weights from a Trainable state dict (the frozen reference is not saved)."""
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
 
 
 @dataclass
@@ -233,7 +245,7 @@ def _save_checkpoint(folder: Path, wrapper, optimizer, scheduler, accelerator: A
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp / "model.safetensors")
+        save_file({k: v.detach().cpu().contiguous() for k, v in model_state(state).items()}, tmp / "model.safetensors")
         if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, "scheduler": scheduler.state_dict()["last_epoch"], "config": _fingerprint(cfg)}))
@@ -252,11 +264,13 @@ def _resume(folder: Path, wrapper, optimizer, scheduler, accelerator: Accelerato
         accelerator.print(f"ignoring checkpoint in {folder}: it was made with other training options")
         return 0
     weights = load_file(folder / "model.safetensors")
-    accelerator.unwrap_model(wrapper).load_state_dict(weights)
+    accelerator.unwrap_model(wrapper).model.load_state_dict(weights)
     if (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
-    for _ in range(state["scheduler"]):
-        scheduler.step()
+    with warnings.catch_warnings():  # fast-forwarding the schedule without optimizer steps is intended
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(state["scheduler"]):
+            scheduler.step()
     accelerator.print(f"resuming from step {state['step']} ({folder})")
     return int(state["step"])
 
@@ -270,7 +284,7 @@ def _save_final(out_dir: Path, wrapper, processor: ProcessorMixin, accelerator: 
         if state is None:
             save_model(model, processor, out_dir)
         else:
-            model.save_pretrained(out_dir, state_dict={k.removeprefix("model."): v for k, v in state.items()})
+            model.save_pretrained(out_dir, state_dict=model_state(state))
             processor.save_pretrained(out_dir)
         record = {
             "config": cfg.to_dict(), "steps": result.steps, "samples": result.samples, "seconds": round(result.seconds, 2),

@@ -40,9 +40,9 @@ PRESETS: dict[str, WorldConfig] = {
         same_patient_pairs=1, pretrain_repeats=1,
     ),
     "demo": WorldConfig(
-        preset="demo", image_size=64, n_finetune=30, n_holdout=10, n_general=24, n_pretrain=160,
-        train_scans=3, test_scans=1, image_scans=4, n_drugs=24, incorrect_general=6, incorrect_image=4,
-        same_patient_pairs=2, pretrain_repeats=2,
+        preset="demo", image_size=64, n_finetune=20, n_holdout=10, n_general=16, n_pretrain=120,
+        train_scans=3, test_scans=1, image_scans=4, n_drugs=20, incorrect_general=6, incorrect_image=3,
+        same_patient_pairs=2, pretrain_repeats=1,
     ),
     "standard": WorldConfig(
         preset="standard", image_size=224, n_finetune=1000, n_holdout=200, n_general=200, n_pretrain=1000,

@@ -1,0 +1,73 @@
+"""The `unlearn` and `methods` commands, added to the CLI app by `register(app)`.
+
+`medforget.cli` is imported inside the commands: cli.py registers these commands at import time, so a
+module-level import back into it would be circular.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+
+class Scenario(str, Enum):
+    privacy = "privacy"
+    incorrect = "incorrect"
+    both = "both"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("unlearn")(unlearn_command)
+    app.command("methods")(methods_command)
+
+
+def unlearn_command(
+    model: Path = typer.Option(..., "--model", help="Fine-tuned model folder (from `medforget finetune`)."),
+    bench: Path = typer.Option(..., "--bench", help="Benchmark folder the model was fine-tuned on."),
+    method: str = typer.Option(..., "--method", help="Unlearning method (list them with `medforget methods`)."),
+    scenario: Scenario = typer.Option(..., "--scenario", help="What to forget: privacy, incorrect or both forget splits."),
+    out: Path = typer.Option(..., "--out", help="Folder for the unlearned model."),
+    overrides: list[str] = typer.Option([], "--set", help="key=value: a method hyperparameter or epochs, lr, batch_size, grad_accum, max_steps, seed, lora_r (repeat the option)."),
+    overwrite: bool = typer.Option(False, help="Replace a finished output folder."),
+) -> None:
+    """Unlearn a scenario's forget set from a fine-tuned model with one method."""
+    from medforget.cli import TrainProgress, console, user_errors
+    from medforget.methods.unlearn import unlearn
+
+    _quiet_transformers()
+    with user_errors():
+        with TrainProgress(f"{method} ({scenario.value})") as progress:
+            record = unlearn(model, bench, method, scenario.value, out, overrides, progress, overwrite=overwrite)
+    final = "n/a" if record.get("final_loss") is None else f"{record['final_loss']:.4f}"
+    console.print(f"{method} on {scenario.value}: {record['forget_rows']} forget rows, {record['steps']} steps in "
+                  f"{record['seconds']:.0f} s, final loss {final} -> {out}")
+
+
+def methods_command() -> None:
+    """List the unlearning methods with their hyperparameters, types and defaults."""
+    from rich.table import Table
+
+    from medforget.cli import console
+    from medforget.methods.registry import all_methods, param_defaults, param_types
+
+    table = Table(title="unlearning methods (set hyperparameters with --set key=value)")
+    for column in ("method", "what it does", "hyperparameters", "needs", "default training"):
+        table.add_column(column, overflow="fold")
+    for method in all_methods():
+        types, defaults = param_types(method), param_defaults(method)
+        params = "\n".join(f"{key}: {kind.__name__} = {defaults[key]!r}" for key, kind in types.items()) or "-"
+        needs = ", ".join(name for name, on in (("retain", method.needs_retain), ("reference", method.needs_reference)) if on) or "-"
+        cfg = method.train_defaults
+        training = "as the fine-tuned model" if cfg is None else (
+            f"epochs {cfg.epochs:g}, lr {cfg.lr:g}, batch {cfg.batch_size}" + (f", LoRA r {cfg.lora.r}" if cfg.lora else ""))
+        table.add_row(method.name, method.summary, params, needs, training)
+    console.print(table)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -1,0 +1,128 @@
+"""`build_report`: a run folder -> report.html, leaderboard.md and results.json beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from medforget.evaluate.compare import REFUSAL_SPLITS, compare
+from medforget.report import plots
+from medforget.report.examples import build_examples
+from medforget.report.leaderboard import columns_for, columns_json, leaderboard_rows, markdown
+from medforget.report.page import render
+from medforget.report.rundir import Run, load_run
+
+
+def json_safe(value: object) -> object:
+    """Strict-JSON copy: NaN and infinities (an eval JSON may hold them) become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary name, so a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _membership_scores(run: Run, attack: str = "mia_min_k_pp") -> dict[str, tuple[list[float], list[float]]]:
+    """Per model: the attack's scores on forget_privacy private items (members) and holdout ones (non-members),
+    the same items `evaluate_model` scores its membership AUROC on."""
+    out = {}
+    for entry in run.models:
+        records = run.items.get(entry.name, [])
+
+        def scores(split: str) -> list[float]:
+            return [r[attack] for r in records if r["split"] == split and r["is_private"] and r[attack] is not None]
+
+        out[entry.name] = (scores("forget_privacy"), scores("holdout"))
+    return out
+
+
+def _figures(run: Run, rows: list[dict]) -> dict[str, str | None]:
+    kinds = {m.name: m.kind for m in run.models}
+    points = [(r["model"], r["kind"], r["forget"], r["retain"]) for r in rows
+              if r["forget"] is not None and r["retain"] is not None]
+    accuracy = {
+        m.name: {s: v["mcq_acc"] for s, v in (run.metrics[m.name].get("splits") or {}).items() if v.get("mcq_acc") is not None}
+        for m in run.models if m.name in run.metrics
+    }
+    return {
+        "tradeoff": plots.tradeoff_plot(points),
+        "splits": plots.split_bars(accuracy, kinds),
+        "roc": plots.roc_plot(_membership_scores(run), kinds),
+    }
+
+
+def _grouped_notes(comparison: dict[str, dict]) -> list[str]:
+    """Comparison notes once each, with the models they concern ("ga, npo: no oracle ...")."""
+    by_note: dict[str, list[str]] = {}
+    for name, cmp in comparison.items():
+        for note in cmp["notes"]:
+            by_note.setdefault(note, []).append(name)
+    return [f"{', '.join(names)}: {note}" for note, names in by_note.items()]
+
+
+def _meta(run: Run) -> list[tuple[str, str]]:
+    info = run.info
+    meta = [(k, str(info[k])) for k in ("preset", "seed", "scenario") if info.get(k) is not None]
+    if info.get("methods"):
+        meta.append(("methods", ", ".join(info["methods"])))
+    hashes = {m.get("benchmark_hash") for m in run.metrics.values()} - {None}
+    if hashes:
+        meta.append(("benchmark", ", ".join(sorted(h[:12] for h in hashes))))
+    return meta
+
+
+def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
+    """Write report.html, leaderboard.md and results.json into `run_dir`; returns their paths by kind.
+
+    Missing models, evaluations or benchmark never stop the report: it shows what exists and lists what
+    is missing. `reveal=True` quotes private values unredacted (for the data owner only).
+    """
+    run = load_run(run_dir)
+    vanilla, oracle = run.named("vanilla") or "vanilla", run.named("oracle") or "oracle"
+    comparison = compare(run.metrics, run.items, vanilla=vanilla, oracle=oracle)
+    columns = columns_for(run.scenario)
+    rows = leaderboard_rows(run, comparison)
+    notes = run.notes + _grouped_notes(comparison)
+
+    shown = [(m.name, m.kind) for m in run.models if m.kind == "vanilla"]
+    shown += [(m.name, m.kind) for m in run.models if m.kind not in ("base", "vanilla", "oracle")]
+    shown += [(m.name, m.kind) for m in run.models if m.kind == "oracle"]
+    examples = build_examples(run.bench, run.items, shown, reveal=reveal) if run.bench is not None else []
+    scenarios = [s for s in ("privacy", "incorrect") if any(c.key == f"ues_{s}" for c in columns)]
+    details = [
+        {"name": m.name, "kind": m.kind, "cmp": comparison[m.name],
+         "auroc": {a: v["auroc"] for a, v in (run.metrics[m.name].get("membership") or {}).items()}}
+        for m in run.models if m.name in comparison
+    ]
+    html = render(
+        title=run.info.get("name") or run.folder.name, meta=_meta(run), reveal=reveal, notes=notes,
+        columns=columns, rows=rows, plots=_figures(run, rows), details=details, scenarios=scenarios,
+        attacks=sorted({a for d in details for a in d["auroc"]}),
+        show_incorrect_fq=any("forget_incorrect" in d["cmp"]["forget_quality"] for d in details),
+        refusal_splits=REFUSAL_SPLITS, examples=examples, folder=str(run.folder),
+        examples_missing="No benchmark or no generated answers on forget_privacy, so no examples.",
+    )
+    results = {
+        "run": run.info, "notes": notes,
+        "models": {m.name: {"kind": m.kind, "method": m.method, "seconds": m.seconds, "path": m.path,
+                            "metrics": run.metrics.get(m.name)} for m in run.models},
+        "comparison": comparison,
+        "leaderboard": {"columns": columns_json(columns), "rows": rows},
+    }
+    paths = {"html": run.folder / "report.html", "markdown": run.folder / "leaderboard.md",
+             "json": run.folder / "results.json"}
+    _write(paths["html"], html)
+    _write(paths["markdown"], markdown(run, rows, columns, notes))
+    _write(paths["json"], json.dumps(json_safe(results), indent=2, allow_nan=False) + "\n")
+    return paths

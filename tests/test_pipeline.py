@@ -1,0 +1,78 @@
+"""`medforget run` end to end on `smoke`: stages are cached, and a run killed midway resumes to the same results."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medforget.errors import MedforgetError
+from medforget.pipeline import RunConfig
+
+RUN = [sys.executable, "-m", "medforget", "run", "--preset", "smoke", "--methods", "ga", "--methods", "grad_diff"]
+
+
+def _run(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([*RUN, "--out", str(out), *extra], capture_output=True, text=True, timeout=900, env=env)
+
+
+def _metrics(run_dir: Path) -> dict:
+    """Every evaluated figure of a run, without timings (which differ between runs)."""
+    out = {}
+    for path in sorted((run_dir / "eval").glob("*.json")):
+        data = json.loads(path.read_text())
+        out[path.stem] = data["splits"], data.get("membership")
+    return out
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_skipping_finished_stages_with_identical_results(tmp_path):
+    whole = tmp_path / "whole"
+    result = _run(whole)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("report.html", "leaderboard.md", "results.json", "run.yaml"):
+        assert (whole / name).is_file()
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*RUN, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = killed / "stages" / "unlearn-ga.pending"
+    deadline = time.time() + 600
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the run never reached the unlearning stage"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "stages" / "unlearn-ga.json").exists()
+
+    resumed = _run(killed)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for stage in ("generate", "init", "pretrain", "vanilla", "oracle"):
+        assert f"{stage}: up to date, skipped" in resumed.stderr
+    assert "unlearn:ga: resuming" in resumed.stderr or "unlearn:ga: running" in resumed.stderr
+    assert _metrics(killed) == _metrics(whole)
+
+    again = _run(killed)
+    assert again.returncode == 0 and "0 stage(s) run" in again.stdout
+    forced = _run(killed, "--force", "eval")
+    assert forced.returncode == 0
+    assert "eval:vanilla: running" in forced.stderr and "oracle: up to date, skipped" in forced.stderr
+
+
+def test_config_file_and_bad_settings(tmp_path):
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("preset: smoke\nmethods: [ga]\nscenario: incorrect\n")
+    cfg = RunConfig.from_yaml(cfg_file, seed=3)
+    assert (cfg.preset, cfg.methods, cfg.scenario, cfg.seed) == ("smoke", ["ga"], "incorrect", 3)
+    cfg_file.write_text("preset: smoke\nlearning_rate: 3\n")
+    with pytest.raises(MedforgetError, match="unknown setting"):
+        RunConfig.from_yaml(cfg_file)
+    with pytest.raises(MedforgetError, match="unknown scenario"):
+        RunConfig(preset="smoke", scenario="everything")
+    with pytest.raises(MedforgetError):
+        RunConfig(preset="smoke", methods=["nope"])
