@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Find, remove and prove the removal of private and incorrect knowledge in biomedical VLMs.",
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get whole tables
 err = Console(stderr=True)
 
 
@@ -365,19 +365,24 @@ def run(
                   f"report: {out / 'report.html'}")
 
 
+SUMMARY_COLUMNS = ("model", "forget", "test_forget", "retain", "test_retain", "general", "leak", "mia_auroc",
+                   "forget_quality", "ues_privacy", "ues_incorrect", "seconds")
+
+
 def _print_leaderboard(run_dir: Path) -> None:
+    """The short summary table of a run (the full one is in leaderboard.md and report.html)."""
     import json
 
-    results = json.loads((run_dir / "results.json").read_text())
-    rows = results.get("leaderboard", [])
-    if not rows:
-        return
-    table = Table(title="leaderboard")
-    columns = [c for c in rows[0] if not isinstance(rows[0][c], (dict, list))]
-    for c in columns:
-        table.add_column(c, justify="left" if c in ("model", "kind") else "right")
+    board = json.loads((run_dir / "results.json").read_text()).get("leaderboard", {})
+    headers = {c["key"]: c["header"] for c in board.get("columns", [])}
+    rows = board.get("rows", [])
+    keys = [k for k in SUMMARY_COLUMNS if k in headers and any(r.get(k) is not None for r in rows)]
+    table = Table(title=f"leaderboard ({run_dir})")
+    for k in keys:
+        table.add_column(headers[k], justify="left" if k == "model" else "right")
     for row in rows:
-        table.add_row(*("-" if row[c] is None else f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+        table.add_row(*("-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float) and k != "seconds"
+                        else f"{row[k]:.0f}" if k == "seconds" else str(row[k]) for k in keys))
     console.print(table)
 
 
