@@ -33,13 +33,7 @@ from medforget.protect.encoder import EnsembleEncoder, VisionEncoder
 TEXTS = ["What imaging modality is shown in this scan?", "CT MRI X-ray ultrasound", "nodule cyst mass"] * 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model gains nothing from threads, and two OpenMP threads on a busy 2-core box run ~100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

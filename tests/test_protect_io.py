@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from medforget.errors import MedforgetError
@@ -23,13 +22,7 @@ TEXTS = ["What imaging modality is shown in this scan?", "CT MRI X-ray ultrasoun
 GREY = [f"scan_{i}.png" for i in range(6)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model gains nothing from threads, and two OpenMP threads on a busy 2-core box run ~100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

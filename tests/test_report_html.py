@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer import Typer
 from typer.testing import CliRunner
@@ -79,13 +78,6 @@ class Page(HTMLParser):
         return [src for cls, src in self.images if cls == "scan"]
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Two shared cores: torch's default two threads contend with everyone else's work and run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, Patient
 from medforget.world.knowledge import FINDINGS, MODALITIES, QUALITIES, REGIONS, diagnosis_for
 from medforget.world.population import Population, ScanSpec
 from medforget.world.questions import TASKS, Fact, QuestionWriter
-from medforget.world.scans import LANDMARK_NAMES, MARKER_SHAPES, MARKER_SLOTS
+from medforget.world.scans import MARKER_SHAPES, MARKER_SLOTS
 
 SPLITS: tuple[str, ...] = (
     "train", "retain", "forget_privacy", "forget_incorrect", "test_retain", "test_forget", "holdout", "general", "pretrain",
