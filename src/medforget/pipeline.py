@@ -141,6 +141,7 @@ def run_pipeline(
 ) -> Runner:
     """Run (or resume) every stage of a benchmark run into `run_dir`, then write the report."""
     from medforget.evaluate.run import DEFAULT_SPLITS, evaluate_model, write_results
+    from medforget.methods.registry import get_method, param_defaults
     from medforget.methods.unlearn import unlearn
     from medforget.train.config import stage_config, vision_config
     from medforget.train.stages import init_model, run_stage
@@ -196,7 +197,10 @@ def run_pipeline(
         def fn(fresh: bool, method: str = method, settings: list[str] = settings, out: Path = out) -> dict:
             return unlearn(models / "vanilla", bench, method, cfg.scenario, out, settings, train_report(method), overwrite=fresh)
 
-        record = runner.stage(f"unlearn:{method}", {"vanilla": runner.keys["vanilla"], "scenario": cfg.scenario, "settings": settings}, [out], fn)
+        impl = get_method(method)  # its defaults are part of the key, so changing a default re-runs the method
+        defaults = {"params": param_defaults(impl), "train": impl.train_defaults.to_dict() if impl.train_defaults else None}
+        record = runner.stage(f"unlearn:{method}", {"vanilla": runner.keys["vanilla"], "scenario": cfg.scenario,
+                                                    "settings": settings, "defaults": defaults}, [out], fn)
         seconds[method] = record["seconds"]
 
     # "base" is the pretrained model: it reads scans but has seen no patient (the reference for chance level).
