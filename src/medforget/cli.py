@@ -170,6 +170,7 @@ def _train_config(bench: Path, stage: str, **overrides):
 
 
 def _run_stage(model: str, bench: Path, out: Path, split: str, stage: str, exclude: list[str], overwrite: bool, **overrides) -> None:
+    from medforget.train.loop import is_main_process
     from medforget.train.stages import run_stage
 
     _quiet_transformers()
@@ -177,7 +178,7 @@ def _run_stage(model: str, bench: Path, out: Path, split: str, stage: str, exclu
         cfg = _train_config(bench, stage, **overrides)
         with TrainProgress(f"{stage} on {split}") as progress:
             result = run_stage(model, bench, out, split, cfg, exclude=exclude, overwrite=overwrite, report=progress)
-    if int(os.environ.get("RANK", "0")) != 0:  # one summary line under `accelerate launch`
+    if not is_main_process():  # one summary line under `accelerate launch`
         return
     resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
     final = f"{result.losses[-1]:.4f}" if result.losses else "n/a"

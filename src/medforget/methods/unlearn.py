@@ -18,7 +18,7 @@ from medforget.errors import MedforgetError
 from medforget.methods.base import Job
 from medforget.methods.registry import apply_training, get_method, parse_overrides
 from medforget.models.loading import check_model_folder
-from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, Reporter
+from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, Reporter, is_main_process
 from medforget.world.storage import Benchmark, load_benchmark
 
 FORGET_SPLITS = {"privacy": ("forget_privacy",), "incorrect": ("forget_incorrect",), "both": ("forget_privacy", "forget_incorrect")}
@@ -54,17 +54,20 @@ def unlearn(
         "method": method, "scenario": scenario, "hyperparameters": asdict(params), "train_config": cfg.to_dict(),
         "model": str(model_dir.resolve()), "benchmark_hash": bench.meta["content_hash"],
     }, default=str))
-    _claim(out, plan, overwrite, inputs=(model_dir, bench_dir))
+    main = is_main_process()  # under `accelerate launch` only rank 0 touches the output folder's files
+    if main:
+        _claim(out, plan, overwrite, inputs=(model_dir, bench_dir))
     try:
         outcome = impl.run(job)
     except BaseException:
-        if not any(out.rglob(CHECKPOINT_DIR)):
+        if main and not any(out.rglob(CHECKPOINT_DIR)):
             shutil.rmtree(out, ignore_errors=True)
         raise
     record = {**plan, "benchmark": str(bench_dir.resolve()), "forget_rows": len(forget),
               "retain_rows": len(retain), **outcome, "seconds": round(time.perf_counter() - began, 2)}
-    (out / UNLEARNING_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
-    (out / PLAN_FILE).unlink()
+    if main:
+        (out / UNLEARNING_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        (out / PLAN_FILE).unlink()
     return record
 
 

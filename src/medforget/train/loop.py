@@ -40,6 +40,12 @@ Batches = dict[str, dict[str, torch.Tensor]]  # one collated batch per stream ("
 Objective = Callable[[nn.Module, Batches, "nn.Module | None"], tuple[torch.Tensor, dict[str, float]]]
 
 
+def is_main_process() -> bool:
+    """Rank 0, or the only process: the one that writes shared files under `accelerate launch`
+    (which sets RANK in every process it starts), usable before any Accelerator exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def sft_objective(model: nn.Module, batches: Batches, reference: nn.Module | None) -> tuple[torch.Tensor, dict[str, float]]:
     """Supervised fine-tuning: the answer-token NLL of the "train" stream."""
     return answer_token_loss(model, batches["train"]), {}
