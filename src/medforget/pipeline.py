@@ -120,7 +120,10 @@ class Runner:
         resuming = pending.is_file() and pending.read_text() == key and group not in self.forced
         if not resuming:
             for p in outputs:
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
         pending.write_text(key)
         self.log(f"[bold]{name}[/]: {'resuming' if resuming else 'running'}")
         began = time.perf_counter()

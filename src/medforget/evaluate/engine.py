@@ -17,7 +17,7 @@ from medforget.data.collate import collate, pad_token_id
 from medforget.data.formatting import Example, format_example
 from medforget.evaluate.metrics.mia import token_stats_from_logits
 from medforget.models.loss import answer_logits, answer_token_counts, answer_token_loss
-from medforget.world.storage import Benchmark
+from medforget.world.storage import ImageCache
 
 Progress = Callable[[int], None]
 
@@ -30,19 +30,6 @@ class OptionScores:
     @property
     def predicted(self) -> int:
         return max(range(len(self.normalised)), key=self.normalised.__getitem__)
-
-
-class ImageCache:
-    """Decoded scans, shared by all the rows of an evaluation."""
-
-    def __init__(self, bench: Benchmark) -> None:
-        self.bench, self.images = bench, {}
-
-    def __call__(self, row: dict) -> list:
-        for s in row["scan_ids"]:
-            if s not in self.images:
-                self.images[s] = self.bench.image(s)
-        return [self.images[s] for s in row["scan_ids"]]
 
 
 def _device(model: PreTrainedModel) -> torch.device:

@@ -33,7 +33,7 @@ def unlearn_command(
     overwrite: bool = typer.Option(False, help="Replace a finished output folder."),
 ) -> None:
     """Unlearn a scenario's forget set from a fine-tuned model with one method."""
-    from medforget.cli import TrainProgress, console, user_errors
+    from medforget.cli import TrainProgress, _quiet_transformers, console, user_errors
     from medforget.methods.unlearn import unlearn
 
     _quiet_transformers()
@@ -64,10 +64,3 @@ def methods_command() -> None:
             f"epochs {cfg.epochs:g}, lr {cfg.lr:g}, batch {cfg.batch_size}" + (f", LoRA r {cfg.lora.r}" if cfg.lora else ""))
         table.add_row(method.name, method.summary, params, needs, training)
     console.print(table)
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()

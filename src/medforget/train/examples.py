@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PIL import Image
 from transformers import ProcessorMixin
 
 from medforget.data.formatting import Example, format_example
-from medforget.world.storage import Benchmark
+from medforget.world.storage import Benchmark, ImageCache
 
 
 def format_rows(
@@ -16,14 +15,10 @@ def format_rows(
     progress: Callable[[int], None] | None = None,
 ) -> list[Example]:
     """Format every row; each scan is decoded once however many rows show it."""
-    cache: dict[str, Image.Image] = {}
+    images = ImageCache(bench)
     out = []
     for i, row in enumerate(rows):
-        for scan_id in row["scan_ids"]:
-            if scan_id not in cache:
-                cache[scan_id] = bench.image(scan_id)
-        images = [cache[scan_id] for scan_id in row["scan_ids"]]
-        out.append(format_example(processor, row, images, prompt_only=prompt_only))
+        out.append(format_example(processor, row, images(row), prompt_only=prompt_only))
         if progress and (i + 1) % 256 == 0:
             progress(256)
     if progress:

@@ -30,6 +30,7 @@ from medforget.data.formatting import Example
 from medforget.errors import MedforgetError
 from medforget.models.loading import save_model
 from medforget.models.loss import answer_token_loss
+from medforget.train.augment import augment
 from medforget.train.config import TrainConfig
 
 CHECKPOINT_DIR = ".checkpoint"
@@ -143,25 +144,6 @@ def freeze_vision(model: nn.Module) -> None:
     tower = getattr(getattr(base, "model", base), "vision_tower", None)
     if tower is not None:
         tower.requires_grad_(False)
-
-
-def augment(batch: dict[str, torch.Tensor], seed: int) -> None:
-    """Small random shifts and gain on LLaVA-style (images, C, H, W) pixels, so identity is not learned
-    from exact pixel positions. Other layouts (flattened patches) are left as they are."""
-    pixels = batch.get("pixel_values")
-    if pixels is None or pixels.dim() != 4:
-        return
-    g = torch.Generator().manual_seed(seed)
-    n, _, h, _ = pixels.shape
-    reach = max(1, h // 16)
-    shifts = torch.randint(-reach, reach + 1, (n, 2), generator=g)
-    gains = 1 + (torch.rand(n, generator=g) - 0.5) * 0.2
-    out = torch.empty_like(pixels)
-    low = pixels.amin()
-    for i in range(n):
-        moved = torch.roll(pixels[i], shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(1, 2))
-        out[i] = (moved - low) * gains[i] + low
-    batch["pixel_values"] = out
 
 
 def train(

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ProcessorMixin
 
+from medforget.train.augment import random_shift
 from medforget.world.storage import Benchmark
 
 TARGETS = ("modality", "region", "finding", "laterality", "quality", "marker_shape", "marker_slot")
@@ -54,15 +55,6 @@ def _labels(rows: list[dict]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _shift(pixels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    reach = max(1, pixels.shape[-1] // 16)
-    out = torch.empty_like(pixels)
-    shifts = torch.randint(-reach, reach + 1, (len(pixels), 2), generator=g)
-    for i in range(len(pixels)):
-        out[i] = torch.roll(pixels[i], (int(shifts[i, 0]), int(shifts[i, 1])), dims=(1, 2))
-    return out
-
-
 def warm_up_vision(model: nn.Module, processor: ProcessorMixin, bench: Benchmark, cfg: VisionWarmup) -> dict:
     """Train the vision tower in place on the `pretrain` group's scans; returns accuracies on `general` scans."""
     tower = vision_tower(model)
@@ -84,7 +76,7 @@ def warm_up_vision(model: nn.Module, processor: ProcessorMixin, bench: Benchmark
         perm = torch.randperm(len(train_rows), generator=g)
         for start in range(0, len(perm) - cfg.batch_size + 1, cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
-            feats = pooled_features(tower, _shift(pixels[idx], g))
+            feats = pooled_features(tower, random_shift(pixels[idx], g))
             loss = sum(F.cross_entropy(heads[n](feats), labels[n][idx]) for n in TARGETS)
             loss = loss + supervised_contrastive(feats, labels["patient_id"][idx], cfg.temperature)
             optimizer.zero_grad()

@@ -168,5 +168,18 @@ class Benchmark:
         return [self.image(s) for s in row["scan_ids"]]
 
 
+class ImageCache:
+    """Decoded scans of one benchmark, each decoded once however many rows show it; call with a row."""
+
+    def __init__(self, bench: Benchmark) -> None:
+        self.bench, self.images = bench, {}
+
+    def __call__(self, row: dict) -> list[PILImage.Image]:
+        for s in row["scan_ids"]:
+            if s not in self.images:
+                self.images[s] = self.bench.image(s)
+        return [self.images[s] for s in row["scan_ids"]]
+
+
 def load_benchmark(folder: Path | str) -> Benchmark:
     return Benchmark(folder)
