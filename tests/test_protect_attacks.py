@@ -201,6 +201,17 @@ def test_same_seed_same_bytes_other_seed_other_bytes(encoder: VisionEncoder) -> 
     assert first.tobytes() == again.tobytes() and first.tobytes() != other.tobytes()
 
 
+def test_zero_start_moves_at_most_steps_times_step_size(encoder: VisionEncoder) -> None:
+    images = scans(3)
+    untouched = run(Protector(encoder, "antithetical", steps=0, random_start=False), images, list("abc"))
+    assert untouched.tobytes() == images.tobytes()
+    protected = run(Protector(encoder, "targeted", steps=3, step_size=1 / 255, random_start=False), images, list("abc"))
+    change = np.abs(protected.astype(int) - images.astype(int))
+    assert 1 <= change.max() <= 3
+    again = run(Protector(encoder, "targeted", steps=3, step_size=1 / 255, random_start=False, seed=9), images, list("abc"))
+    assert again.tobytes() == protected.tobytes()  # no random start: the seed plays no part
+
+
 def test_batches_group_by_shape_in_first_seen_order() -> None:
     shapes = [(4, 4, 1), (8, 8, 3), (4, 4, 1), (4, 4, 1), (8, 8, 3)]
     assert plan_batches(shapes, 2) == [[0, 2], [3], [1, 4]]

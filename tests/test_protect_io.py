@@ -12,7 +12,7 @@ from PIL import Image
 from medforget.errors import MedforgetError
 from medforget.models.loading import load_model
 from medforget.models.tiny import build_tiny_model
-from medforget.protect.attacks import METHODS
+from medforget.protect.attacks import METHODS, Protector
 from medforget.protect.encoder import VisionEncoder
 from medforget.protect.io import MANIFEST, protect_folder
 from medforget.protect.quality import psnr, ssim
@@ -110,6 +110,24 @@ def test_bad_inputs_fail_naming_the_file_and_write_nothing(
     with pytest.raises(MedforgetError, match=f"{name}.*{message}|{message}.*{name}"):
         protect_folder(images, tmp_path / "out", encoder, method="antithetical", steps=1)
     assert left_behind(tmp_path) == []
+
+
+def test_a_batch_failing_after_others_succeeded_writes_nothing(
+    encoder: VisionEncoder, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    perturb = Protector.perturb
+
+    def fail_on_third(self, indices, batch):
+        calls.append(len(indices))
+        if len(calls) == 3:
+            raise MedforgetError("scan_3.png: the batch failed")
+        return perturb(self, indices, batch)
+
+    monkeypatch.setattr(Protector, "perturb", fail_on_third)
+    with pytest.raises(MedforgetError, match="scan_3.png"):
+        protect_folder(images, tmp_path / "out", encoder, method="antithetical", steps=1, batch_size=2)
+    assert len(calls) == 3 and left_behind(tmp_path) == []
 
 
 def test_unsupported_mode_is_named(encoder: VisionEncoder, images: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from medforget.errors import MedforgetError
 from medforget.models.loading import load_model
 from medforget.train.config import TrainConfig
 from medforget.train.examples import format_rows
-from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, train
+from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, length_groups, train
 from medforget.train.stages import init_model, run_stage, training_rows
 from medforget.world import load_benchmark
 
@@ -100,3 +100,39 @@ def test_finetune_with_accelerate_launch_on_two_processes(smoke_bench, base_mode
     assert '"processes": 2' in record
     model, _ = load_model(out)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_length_groups_split_mixed_batches_and_keep_every_index():
+    lengths = [30] * 6 + [95] * 10
+    groups = length_groups(list(range(16)), lengths)
+    assert len(groups) == 2 and sorted(groups[0] + groups[1]) == list(range(16))
+    assert {lengths[i] for i in groups[0]} == {30} and {lengths[i] for i in groups[1]} == {95}
+    assert length_groups(list(range(10)), [50 + i for i in range(10)]) == [list(range(10))]  # nothing to save
+
+
+def test_length_grouped_loss_equals_the_whole_batch_loss(smoke_bench, base_model):
+    """Weighting each group's mean by its share of answer tokens gives the loss (and so the gradient) of the
+    whole batch: splitting by length only removes padding."""
+    from medforget.data.collate import collate, pad_token_id
+    from medforget.models.loss import answer_token_counts, answer_token_loss
+
+    bench = load_benchmark(smoke_bench)
+    rows = training_rows(bench, "train")
+    text = [r for r in rows if not r["scan_ids"]][:5]
+    image = [r for r in rows if r["scan_ids"]][:7]
+    model, processor = load_model(base_model)
+    model.eval()
+    examples = format_rows(bench, text + image, processor)
+    pad = pad_token_id(processor)
+    lengths = [e.tokens["input_ids"].shape[0] for e in examples]
+    groups = length_groups(list(range(len(examples))), lengths)
+    assert len(groups) == 2
+    with torch.no_grad():
+        whole = collate(examples, pad_token_id=pad)
+        expected = answer_token_loss(model, whole)
+        total = answer_token_counts(whole).sum()
+        got = sum(
+            answer_token_loss(model, batch) * answer_token_counts(batch).sum() / total
+            for batch in (collate([examples[i] for i in g], pad_token_id=pad) for g in groups)
+        )
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

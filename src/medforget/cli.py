@@ -280,7 +280,7 @@ def evaluate(
     console.print(f"metrics: {json_path}; per-item outputs: {items_path}")
 
 
-def _parse_eps(text: str) -> float:
+def parse_eps(text: str, option: str = "--eps") -> float:
     """'8/255' or '0.03' -> a float."""
     try:
         if "/" in text:
@@ -288,7 +288,7 @@ def _parse_eps(text: str) -> float:
             return float(num) / float(den)
         return float(text)
     except (ValueError, ZeroDivisionError):
-        raise MedforgetError(f"--eps must be a number or a fraction like 8/255, got {text!r}") from None
+        raise MedforgetError(f"{option} must be a number or a fraction like 8/255, got {text!r}") from None
 
 
 @app.command()
@@ -302,6 +302,7 @@ def protect(
     seed: int = typer.Option(0, help="Random start; the same seed gives the same bytes on CPU."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per batch."),
     patients: list[str] = typer.Option([], "--patient", help="With a benchmark: protect only these patients' scans."),
+    random_start: bool = typer.Option(True, "--random-start/--zero-start", help="Start PGD from uniform noise in [-eps, eps], or from the clean image."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Add imperceptible perturbations to images before they are shared (see docs/protect.md)."""
@@ -309,7 +310,7 @@ def protect(
 
     _quiet_transformers()
     with user_errors():
-        budget = _parse_eps(eps)
+        budget = parse_eps(eps)
         encoders = [VisionEncoder.load(e) for e in encoder]
         enc = encoders[0] if len(encoders) == 1 else EnsembleEncoder(encoders)
         with progress_bar() as bar:
@@ -317,10 +318,69 @@ def protect(
             manifest = protect_folder(
                 images, out, enc, method=method, eps=budget, steps=steps, seed=seed, batch_size=batch_size,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                patient_ids=patients or None, overwrite=overwrite,
+                patient_ids=patients or None, random_start=random_start, overwrite=overwrite,
             )
     console.print(f"{manifest['count']} images protected -> {out} "
                   f"(mean PSNR {manifest['psnr_mean']} dB, max L-inf {manifest['linf_max']} px)")
+
+
+def transform_names(values: list[str]) -> tuple[str, ...] | None:
+    """Repeated and/or comma-separated names; `none` alone means no post-processing; nothing given: the default."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if names == ["none"]:
+        return ()
+    return tuple(names) if names else None
+
+
+@app.command("protect-eval")
+def protect_eval(
+    bench: Path = typer.Option(..., "--bench", help="Benchmark folder."),
+    model: Path = typer.Option(..., "--model", help="The attacker's starting model, fine-tuned once per condition (e.g. a run's models/vanilla)."),
+    out: Path = typer.Option(..., "--out", help="Folder for protect_eval.json and protect_eval.md."),
+    encoder: list[str] = typer.Option([], "--encoder", help="Model the protection is optimised against; repeat for an ensemble (default: --model)."),
+    method: str = typer.Option("antithetical", help="antithetical, error_min or targeted."),
+    eps: str = typer.Option("8/255", help="L-infinity budget, as a fraction of the pixel range."),
+    steps: int = typer.Option(10, help="Projected-gradient steps."),
+    step_size: Optional[str] = typer.Option(None, "--step-size", help="PGD step, e.g. 1/255 (default: eps/4)."),
+    random_start: bool = typer.Option(True, "--random-start/--zero-start", help="Start PGD from uniform noise in [-eps, eps], or from the clean image."),
+    ratio: float = typer.Option(1.0, help="Share of the patients' training scans that are protected, in [0, 1]."),
+    transforms: list[str] = typer.Option([], "--transforms", help="Post-processings to test, repeat or comma-separate (default: all; 'none': no post-processing)."),
+    patients: str = typer.Option("holdout", help="Patient group: holdout (never fine-tuned by the vanilla model) or finetune."),
+    max_patients: Optional[int] = typer.Option(None, "--max-patients", help="Only the first N patients of the group (quick looks)."),
+    seed: int = typer.Option(0, help="Protection start, protected-scan choice, MCQ distractors and fine-tuning order."),
+    epochs: Optional[float] = typer.Option(None, help="Attacker's fine-tuning epochs (default: per benchmark preset)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Attacker's fine-tuning steps (wins over --epochs)."),
+    lr: Optional[float] = LR,
+    blank: bool = typer.Option(True, help="Also fine-tune on blank scans: the leak left when nothing is learnt from the images."),
+    overwrite: bool = typer.Option(False, help="Replace an existing, non-empty output folder."),
+) -> None:
+    """Fine-tune on protected scans, ask about the same patients on clean ones, compare with no protection,
+    and repeat after common post-processings (see docs/protect.md)."""
+    from medforget.protect.protocol import RESULT_FILE, TABLE_FILE, ProtectEvalConfig, run_protect_eval
+
+    _quiet_transformers()
+    with user_errors():
+        names = transform_names(transforms)
+        settings = {"transforms": names, "max_patients": max_patients, "epochs": epochs, "max_steps": max_steps, "lr": lr,
+                    "step_size": parse_eps(step_size, "--step-size") if step_size is not None else None}
+        cfg = ProtectEvalConfig(method=method, eps=parse_eps(eps), steps=steps, random_start=random_start, ratio=ratio,
+                                patients=patients, seed=seed, blank=blank,
+                                **{k: v for k, v in settings.items() if v is not None})
+        cfg.check()
+        with progress_bar() as bar:
+            tasks: dict[str, object] = {}
+
+            def progress(what: str, done: int, total: int) -> None:
+                if what not in tasks:  # one bar at a time: the previous step is finished
+                    for task in tasks.values():
+                        bar.remove_task(task)
+                    tasks.clear()
+                    tasks[what] = bar.add_task(what, total=total)
+                bar.update(tasks[what], completed=done, total=total)
+
+            run_protect_eval(bench, model, out, cfg, encoders=encoder, overwrite=overwrite, progress=progress)
+    console.print((out / TABLE_FILE).read_text(), markup=False, highlight=False)
+    console.print(f"written: {out / RESULT_FILE}, {out / TABLE_FILE}")
 
 
 @app.command()

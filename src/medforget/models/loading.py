@@ -26,7 +26,7 @@ TESTED_FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 IMAGE_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ModelLoadError(MedforgetError):
@@ -99,7 +99,7 @@ def load_model(
     """Load a model and its processor from a local folder (or a Hugging Face id), optionally adding fresh LoRA adapters."""
     source = str(path_or_id)
     folder = Path(source)
-    if folder.exists() or not _HUB_ID.match(source):
+    if folder.exists() or not HUB_ID.match(source):
         check_model_folder(folder)
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)

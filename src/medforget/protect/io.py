@@ -122,6 +122,7 @@ def protect_folder(
     patient_ids: Iterable[str] | None = None,
     step_size: float | None = None,
     target: Image.Image | None = None,
+    random_start: bool = True,
     overwrite: bool = False,
 ) -> dict:
     """Protect every selected image of ``source_dir`` into ``out_dir``; returns the manifest also written there."""
@@ -136,11 +137,11 @@ def protect_folder(
         raise MedforgetError(f"no images to protect in {source.where}")
     shapes = [read_array(source, i).shape for i in range(len(source.names))]  # decode everything before any work
     batches = plan_batches(shapes, batch_size)
-    protector = Protector(encoder, method, eps, steps, step_size, seed, target)
+    protector = Protector(encoder, method, eps, steps, step_size, seed, target, random_start)
     records: list[dict] = []
     manifest = {
         "method": method, "eps": eps, "eps_pixels": eps_pixels(eps), "steps": steps, "step_size": protector.step_size,
-        "seed": seed, "batch_size": batch_size, "encoders": list(encoder.names),
+        "random_start": random_start, "seed": seed, "batch_size": batch_size, "encoders": list(encoder.names),
         "source": str(source.where), "source_kind": source.kind,
     }
     if method == "targeted":
