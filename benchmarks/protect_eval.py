@@ -5,7 +5,7 @@
 
 RUN_DIR is a `medforget run` folder (bench/ and models/). The attacker starts from the run's vanilla model
 (fine-tuned on the `finetune` patients, never on the holdout ones: it already answers record questions from
-scans, so 15 epochs on 330 items teach it the new patients) and fine-tunes on the holdout patients'
+scans, so 15 epochs on its 240 identifying-field items teach it the new patients) and fine-tunes on the holdout patients'
 image-conditioned private items with their training scans clean (`none`), protected (`protected`), protected
 then post-processed (`protected+jpeg95`, ...) and blank (`blank`, the floor), then is asked about the same
 patients on clean test scans. From `models/pretrained` (`--start pretrained`) the same fine-tuning learns

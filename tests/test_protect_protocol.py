@@ -13,7 +13,7 @@ import medforget.protect.protocol as protocol
 from medforget.cli import app
 from medforget.errors import MedforgetError
 from medforget.protect.protocol import (
-    BLANK, NONE, PROTECTED, RESULT_FILE, TABLE_FILE, ProtectEvalConfig, chosen_scans, run_protect_eval, select_items,
+    BLANK, IDENTIFIERS, NONE, PROTECTED, RESULT_FILE, TABLE_FILE, ProtectEvalConfig, chosen_scans, run_protect_eval, select_items,
     summarise, training_images,
 )
 from medforget.protect.transforms import TRANSFORMS, get_transform
@@ -54,12 +54,12 @@ def test_writes_the_json_and_a_table_with_every_condition(full: tuple[Path, dict
     table = (out / TABLE_FILE).read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| condition")]
     assert [row.split(" | ")[0].removeprefix("| ").split(" (=")[0] for row in rows] == names
-    assert document["items"] == {"patients": 2, "train_scans": 4, "protected_scans": 4, "test_scans": 2, "train_rows": 44,
-                                 "test_rows": 66, "test_generated": 44, "test_mcq": 22}
+    f = len(IDENTIFIERS)  # items per patient and scan: one per identifying field (per task when asked)
+    assert document["items"] == {"patients": 2, "train_scans": 4, "protected_scans": 4, "test_scans": 2, "train_rows": 4 * f,
+                                 "test_rows": 6 * f, "test_generated": 4 * f, "test_mcq": 2 * f}
     for row in document["conditions"].values():
         assert 0 <= row["leak_exact"] <= row["leak_partial"] <= 1 and 0 <= row["mcq_acc"] <= 1
-        assert set(row["leak_by_field"]) == {"full_name", "sex", "date_of_birth", "address", "phone", "email", "mrn",
-                                             "insurance_id", "next_of_kin", "attending_physician", "hospital"}
+        assert set(row["leak_by_field"]) == set(IDENTIFIERS)
         assert row["train_steps"] == 4
     # grey scans: grayscale is the identity, so that condition is the protected one, not trained again
     assert document["conditions"]["protected+grayscale"]["same_as"] == PROTECTED
@@ -160,6 +160,7 @@ def test_summary_halving_rule() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--transforms", "jpeg10"], "unknown transform 'jpeg10'"),
     (["--ratio", "1.5"], "protection ratio must be in [0, 1]"),
+    (["--field", "primary_diagnosis"], "fields must be private fields"),
     (["--patients", "general"], "unknown patient group"),
     (["--eps", "eight"], "--eps must be a number"),
     (["--model", "{tmp}/missing"], "model folder not found"),
@@ -191,3 +192,11 @@ def test_a_failure_midway_leaves_no_output(smoke_bench: Path, model: Path, tmp_p
     with pytest.raises(MedforgetError, match="one of the inputs"):
         run_protect_eval(smoke_bench, model, model, ProtectEvalConfig(**FAST), overwrite=True)
     assert left_behind(tmp_path) == ["out"] and left_behind(tmp_path / "out") == ["keep.txt"]
+
+
+def test_only_identifying_fields_are_attacked_unless_asked(smoke_bench):
+    bench = load_benchmark(smoke_bench)
+    assert {r["field"] for r in select_items(bench, "holdout", seed=0).train_rows} == set(IDENTIFIERS)
+    assert {r["field"] for r in select_items(bench, "holdout", seed=0, fields=["sex"]).test_rows} == {"sex"}
+    with pytest.raises(MedforgetError, match="private fields"):
+        ProtectEvalConfig(fields=("primary_diagnosis",)).check()

@@ -347,6 +347,7 @@ def protect_eval(
     transforms: list[str] = typer.Option([], "--transforms", help="Post-processings to test, repeat or comma-separate (default: all; 'none': no post-processing)."),
     patients: str = typer.Option("holdout", help="Patient group: holdout (never fine-tuned by the vanilla model) or finetune."),
     max_patients: Optional[int] = typer.Option(None, "--max-patients", help="Only the first N patients of the group (quick looks)."),
+    field: list[str] = typer.Option([], "--field", help="Private fields to fine-tune on and ask about; repeat (default: the identifying ones)."),
     seed: int = typer.Option(0, help="Protection start, protected-scan choice, MCQ distractors and fine-tuning order."),
     epochs: Optional[float] = typer.Option(None, help="Attacker's fine-tuning epochs (default: per benchmark preset)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Attacker's fine-tuning steps (wins over --epochs)."),
@@ -361,7 +362,7 @@ def protect_eval(
     _quiet_transformers()
     with user_errors():
         names = transform_names(transforms)
-        settings = {"transforms": names, "max_patients": max_patients, "epochs": epochs, "max_steps": max_steps, "lr": lr,
+        settings = {"transforms": names, "fields": tuple(field) or None, "max_patients": max_patients, "epochs": epochs, "max_steps": max_steps, "lr": lr,
                     "step_size": parse_eps(step_size, "--step-size") if step_size is not None else None}
         cfg = ProtectEvalConfig(method=method, eps=parse_eps(eps), steps=steps, random_start=random_start, ratio=ratio,
                                 patients=patients, seed=seed, blank=blank,

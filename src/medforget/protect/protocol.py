@@ -34,6 +34,7 @@ from medforget.evaluate.items import evaluate_rows
 from medforget.evaluate.metrics.leak import leak_exact
 from medforget.evaluate.run import known_values
 from medforget.evaluate.summary import split_metrics
+from medforget.world.identities import PRIVATE_FIELDS
 from medforget.models.loading import HUB_ID, check_model_folder, load_model
 from medforget.protect.attacks import DEFAULT_EPS, check_settings, eps_pixels
 from medforget.protect.encoder import Encoder, EnsembleEncoder, VisionEncoder
@@ -49,6 +50,10 @@ RESULT_FILE = "protect_eval.json"
 TABLE_FILE = "protect_eval.md"
 NONE, PROTECTED, BLANK = "none", "protected", "blank"
 BLANK_LEVEL = 128  # the grey of every blank scan
+# Values that pick out one person. Sex, hospital and attending physician are shared by many patients, so a
+# model guesses them from the wording alone (a fine-tuning on blank scans "leaked" half as much as on clean
+# ones on demo): counting them would hide what the images teach.
+IDENTIFIERS = ("full_name", "date_of_birth", "mrn", "phone", "address", "email", "insurance_id", "next_of_kin")
 PATIENT_GROUPS = ("holdout", "finetune")  # the groups with private records, training scans and test scans
 SOURCE_SPLITS = ("holdout", "train")  # where those groups' training-scan items live
 TEST_SPLITS = ("test_retain", "test_forget")  # where the held-out wording of image-conditioned record items lives
@@ -88,6 +93,7 @@ class ProtectEvalConfig:
     max_new_tokens: int = 24
     hold_ratio: float = 0.5  # holds when leak <= hold_ratio * unprotected leak
     blank: bool = True  # also fine-tune on blank scans: the leak left when nothing is learnt from the images
+    fields: tuple[str, ...] = IDENTIFIERS  # the private fields fine-tuned on and asked about
 
     def check(self) -> None:
         """Every user mistake, before anything is loaded."""
@@ -111,6 +117,8 @@ class ProtectEvalConfig:
         for name in ("protect_batch_size", "eval_batch_size", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise MedforgetError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if not self.fields or set(self.fields) - set(PRIVATE_FIELDS):
+            raise MedforgetError(f"fields must be private fields among: {', '.join(PRIVATE_FIELDS)}")
         if not 0 < self.hold_ratio <= 1:
             raise MedforgetError(f"hold ratio must be in (0, 1], got {self.hold_ratio}")
 
@@ -134,7 +142,9 @@ class Items:
     test_rows: list[dict]
 
 
-def select_items(bench: Benchmark, group: str, seed: int, max_patients: int | None = None) -> Items:
+def select_items(
+    bench: Benchmark, group: str, seed: int, max_patients: int | None = None, fields: Sequence[str] = IDENTIFIERS,
+) -> Items:
     """Training items: the group's image-conditioned private record items on training scans, as the benchmark
     has them. Test items: for every patient, private field, test scan and task, the benchmark's held-out
     wording (one wording shared by all patients, so only the image tells who is asked about), the patient's
@@ -152,6 +162,8 @@ def select_items(bench: Benchmark, group: str, seed: int, max_patients: int | No
     pool: dict[str, set[str]] = {}  # field -> every value and MCQ option the group's items show
     for split in SOURCE_SPLITS:
         for row in bench[split].to_list():
+            if row["field"] not in fields:
+                continue
             if row["patient_id"] in everyone and row["scenario"] == "privacy" and row["is_private"]:
                 pool.setdefault(row["field"], set()).update([row["answer"], *row["options"]])
             if (row["patient_id"] in wanted and row["scenario"] == "privacy" and row["condition"] == "image"
@@ -297,7 +309,7 @@ def run_protect_eval(
             check_model_folder(path)
     _check_out(out, overwrite, (bench_dir, model_dir, *encoder_paths))
     train_cfg = cfg.train_config(bench.meta["preset"])
-    items = select_items(bench, cfg.patients, cfg.seed, cfg.max_patients)
+    items = select_items(bench, cfg.patients, cfg.seed, cfg.max_patients, cfg.fields)
     chosen = chosen_scans(items.train_scans, cfg.ratio, cfg.seed)
     tick = progress or (lambda what, done, total: None)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +346,7 @@ def run_protect_eval(
         "settings": {
             "benchmark": str(bench_dir), "benchmark_hash": bench.meta["content_hash"], "preset": bench.meta["preset"],
             "model": str(model_dir), "encoders": [str(p) for p in encoder_paths], **asdict(cfg),
-            "transforms": list(cfg.transforms), "eps_pixels": eps_pixels(cfg.eps), "train": train_cfg.to_dict(),
+            "transforms": list(cfg.transforms), "fields": list(cfg.fields), "eps_pixels": eps_pixels(cfg.eps), "train": train_cfg.to_dict(),
         },
         "items": {
             "patients": len(items.patients), "train_scans": len(items.train_scans), "protected_scans": len(chosen),
