@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from medforget.errors import MedforgetError
+from medforget.errors import MedforgetError, read_json
 from medforget.methods.base import Job
 from medforget.methods.registry import apply_training, get_method, parse_overrides
 from medforget.models.loading import check_model_folder
@@ -79,10 +79,7 @@ def finetune_record(model_dir: Path) -> dict:
     path = model_dir / RECORD_FILE
     if not path.is_file():
         raise MedforgetError(f"{model_dir} is not a fine-tuned checkpoint: no {RECORD_FILE} (expected {expected})")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise MedforgetError(f"{path} is not valid JSON (line {e.lineno}: {e.msg}); expected {expected}") from None
+    record = read_json(path, expected)
     stage = record.get("stage") if isinstance(record, dict) else None
     if stage != "train":
         raise MedforgetError(f"{model_dir} is not a fine-tuned checkpoint: its {RECORD_FILE} records stage {stage!r} (expected {expected})")

@@ -13,7 +13,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, Image, List, Value, load_from_disk
 from PIL import Image as PILImage
 
-from medforget.errors import MedforgetError
+from medforget.errors import MedforgetError, read_json
 
 FORMAT_VERSION = 1
 META_FILE = "benchmark.json"
@@ -120,10 +120,7 @@ def read_meta(folder: Path) -> dict:
     path = folder / META_FILE
     if not path.is_file():
         raise MedforgetError(f"{folder} is not a medforget benchmark: {META_FILE} is missing (make one with `medforget generate`)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise MedforgetError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    meta = read_json(path)
     if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
         raise MedforgetError(f"{path}: unsupported benchmark format version {meta.get('version') if isinstance(meta, dict) else meta!r}, expected {FORMAT_VERSION}")
     return meta
