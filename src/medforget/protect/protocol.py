@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medforget.data.formatting import format_example
 from medforget.errors import MedforgetError
 from medforget.evaluate.items import evaluate_rows
 from medforget.evaluate.metrics.leak import leak_exact
@@ -42,6 +41,7 @@ from medforget.protect.io import protect_folder
 from medforget.protect.quality import psnr, ssim
 from medforget.protect.transforms import TRANSFORMS, Transform, get_transform
 from medforget.train.config import TrainConfig, stage_config
+from medforget.train.examples import format_rows
 from medforget.train.loop import train
 from medforget.world.questions import TASKS
 from medforget.world.storage import Benchmark, ImageCache, load_benchmark, write_atomically
@@ -445,8 +445,7 @@ def _attack(model_dir: Path, items: Items, seen: dict[str, Image.Image], test_im
     score it on the clean test items; the fine-tuned model is deleted afterwards."""
     shutil.rmtree(out, ignore_errors=True)
     model, processor = load_model(model_dir, lora=train_cfg.lora)
-    # train.examples.format_rows would decode the scans from the benchmark; the attacker's images differ.
-    examples = [format_example(processor, row, [seen[s] for s in row["scan_ids"]]) for row in items.train_rows]
+    examples = format_rows(test_images.bench, items.train_rows, processor, images=lambda row: [seen[s] for s in row["scan_ids"]])
     result = train(model, processor, examples, train_cfg, out,
                    report=lambda info: tick(f"fine-tuning ({name})", info["step"], info["total"]))
     del model
