@@ -81,3 +81,18 @@ def test_answer_token_stats_match_a_full_softmax(trained):
         assert st.mu == pytest.approx(direct.mu.tolist(), abs=1e-4)
         assert st.sigma == pytest.approx(direct.sigma.tolist(), abs=1e-4)
         assert all(math.isfinite(x) for x in st.logprobs)
+
+
+def test_a_limited_evaluation_samples_the_whole_split(smoke_bench):
+    """`limit` keeps rows from every patient and kind of item, in split order, the same rows on every call."""
+    from medforget.evaluate.run import sample_rows
+
+    rows = load_benchmark(smoke_bench)["retain"].to_list()
+    picked = sample_rows(rows, 40)
+    assert len(picked) == 40 and picked == sample_rows(rows, 40)
+    order = {r["id"]: i for i, r in enumerate(rows)}
+    assert [order[r["id"]] for r in picked] == sorted(order[r["id"]] for r in picked)
+    first = rows[:40]  # what a plain prefix would have evaluated: the first patients' record items only
+    assert len({r["patient_id"] for r in picked}) > len({r["patient_id"] for r in first})
+    assert {r["scenario"] for r in picked} > {r["scenario"] for r in first}
+    assert sample_rows(rows, None) == rows and sample_rows(rows[:5], 40) == rows[:5]

@@ -124,7 +124,7 @@ def test_methods_command_lists_every_method(cli: typer.Typer) -> None:
     assert result.exit_code == 0, result.output
     for name in EXPECTED:
         assert name in result.output
-    assert "n_anchor: int = 32" in result.output
+    assert "n_anchor: int = 256" in result.output
 
 
 def test_unlearn_command_reports_user_errors(cli: typer.Typer, tmp_path) -> None:

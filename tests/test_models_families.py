@@ -252,3 +252,22 @@ def test_default_lora_targets_only_the_language_model(family: Family) -> None:
         generated = peft_model.generate(**prompts, max_new_tokens=2, do_sample=False,
                                         pad_token_id=pad_token_id(family.processor))
     assert generated.shape == (len(ROWS), prompts["input_ids"].shape[1] + 2)
+
+
+def test_option_scores_are_the_same_with_and_without_a_shared_prompt(family: Family) -> None:
+    """LLaVA and Idefics3 score options on a cached prompt; every family must give what scoring each
+    (question, option) pair in full gives, and Qwen2-VL (M-RoPE positions) takes the full path."""
+    from medforget.evaluate import engine
+
+    rows = [ROWS[0], {**ROWS[0], "id": "q4", "options": ["X-ray", "ultrasound"], "correct_index": 0, "answer": "X-ray",
+                      "scan_ids": ["S2"]},
+            {"id": "q5", "task": "mcq", "question": "Jane Doe was born in which year?", "options": ["1961", "1970", "1985"],
+             "correct_index": 0, "answer": "1961", "scan_ids": []}]
+    images = {row["id"]: scans(len(row["scan_ids"]), i) for i, row in enumerate(rows)}
+    get = lambda row: images[row["id"]]  # noqa: E731
+    full = engine._score_pairs(family.model, family.processor, rows, get, 64, None)
+    scores = engine.score_options(family.model, family.processor, rows, get, batch_size=4)
+    shared = engine._shares_prompts(family.model, family.processor, rows[0], get)
+    assert shared == (family.model.config.model_type in engine.SHARED_PROMPT_FAMILIES)
+    for a, b in zip(scores, full):
+        assert a.raw == pytest.approx(b.raw, abs=1e-3) and a.normalised == pytest.approx(b.normalised, abs=1e-4)

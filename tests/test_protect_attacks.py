@@ -25,6 +25,7 @@ from medforget.protect.attacks import (
     eps_pixels,
     plan_batches,
     protect_batches,
+    psnr_of,
     quantise,
     to_pixels,
 )
@@ -74,7 +75,8 @@ def test_preprocessing_matches_the_processor(tiny, encoder: VisionEncoder) -> No
 def test_embedding_is_differentiable_and_grey_equals_replicated_rgb(encoder: VisionEncoder) -> None:
     pixels = to_pixels(scans(2), encoder.device).requires_grad_(True)
     embeddings = encoder.embed(pixels)
-    assert embeddings.shape == (2, 192)  # one mean-pooled projected feature per image (text hidden size)
+    # one mean-pooled projected feature per image, of the language model's width
+    assert embeddings.shape == (2, encoder.model.config.get_text_config().hidden_size)
     (grad,) = torch.autograd.grad(embeddings.sum(), pixels)
     assert grad.abs().sum() > 0
     with torch.no_grad():
@@ -226,7 +228,7 @@ def test_default_target_is_fixed_and_rgb() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"method": "blur"}, "unknown protection method"), ({"eps": 0.5 / 255}, "eps"), ({"steps": -1}, "steps"),
-     ({"step_size": 0.0}, "step size"), ({"seed": -1}, "seed")],
+     ({"step_size": 0.0}, "step size"), ({"seed": -1}, "seed"), ({"min_psnr": 10.0}, "PSNR")],
 )
 def test_bad_settings_are_user_errors(encoder: VisionEncoder, kwargs: dict, message: str) -> None:
     with pytest.raises(MedforgetError, match=message):
@@ -243,3 +245,26 @@ def test_custom_target_image(encoder: VisionEncoder) -> None:
     protector = Protector(encoder, "targeted", target=flat)
     expected = F.normalize(encoder.embed(torch.full((1, 3, 32, 32), 200 / 255)), dim=-1)[0]
     assert torch.allclose(protector.anchor, expected.detach(), atol=1e-6)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(floor=st.floats(30.0, 45.0), method=st.sampled_from(METHODS), start=st.booleans())
+def test_a_psnr_floor_holds_inside_the_eps_box(encoder: VisionEncoder, floor: float, method: str, start: bool) -> None:
+    """Every written image keeps the floor and the L-inf budget, and the attack still moves its objective."""
+    images = scans(4)
+    protector = Protector(encoder, method, eps=8 / 255, steps=4, random_start=start, min_psnr=floor)
+    protected = run(protector, images, ["P1", "P1", "P2", "P2"])
+    change = protected.astype(int) - images.astype(int)
+    assert np.abs(change).max() <= 8 and np.abs(change).max() >= 1
+    assert all(psnr_of(c) >= floor for c in change)
+
+
+def test_l2_steps_beat_sign_steps_at_the_same_psnr(encoder: VisionEncoder) -> None:
+    """At 35 dB the PSNR-floor attack moves the target similarity more than sign steps shrunk to that PSNR."""
+    images = scans(6)
+    target = Protector(encoder, "targeted").anchor
+    floor = run(Protector(encoder, "targeted", steps=10, step_size=2 / 255, random_start=False, min_psnr=35.0), images, list("abcdef"))
+    sign = run(Protector(encoder, "targeted", steps=10, step_size=2 / 255, random_start=False), images, list("abcdef"))
+    shrunk = np.stack([quantise(images[i:i + 1], to_pixels(sign[i:i + 1], encoder.device), 8 / 255, 35.0)[0] for i in range(6)])
+    assert all(psnr_of(s.astype(int) - i.astype(int)) >= 35.0 for s, i in zip(shrunk, images))
+    assert cosine_to(encoder, floor, target) > cosine_to(encoder, shrunk, target)

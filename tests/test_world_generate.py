@@ -151,3 +151,39 @@ def test_private_values_are_well_formed_and_unique(smoke_bench):
     assert all(v.startswith("(") and len(v) == 14 for v in values["phone"].values())
     assert all(v.startswith("MRN-") for v in values["mrn"].values())
     assert all("@" in v for v in values["email"].values())
+
+
+def test_pretraining_teaches_refusals_on_out_of_scope_requests_only(smoke_bench):
+    """The base model must be able to say a refusal (refusal-based unlearning trains toward one), but no
+    split may pair a refusal with a question about a patient."""
+    from medforget.evaluate.metrics.refusal import REFUSAL_POOL, is_refusal
+
+    bench = load_benchmark(smoke_bench)
+    refusals = [r for r in bench["pretrain"].to_list() if r["field"] == "out_of_scope"]
+    assert {r["answer"] for r in refusals} == set(REFUSAL_POOL)
+    assert all(is_refusal(r["answer"]) and not r["patient_id"] and not r["scan_ids"] for r in refusals)
+    for split in ("train", "test_retain", "test_forget", "holdout", "general"):
+        assert not any(is_refusal(a) for a in bench[split]["answer"]), split
+
+
+def test_pretraining_asks_about_other_people_in_every_wording(smoke_bench):
+    """The base model learns record questions on pretrain people only: every wording (the test splits'
+    held-out ones included) and every scan, about people no evaluated split mentions."""
+    bench = load_benchmark(smoke_bench)
+    records = [r for r in bench["pretrain"].to_list() if r["scenario"] == "privacy"]
+    people = {r["patient_id"] for r in records}
+    assert len(people) == preset_config("smoke").pretrain_records
+    groups = {s["patient_id"]: s["group"] for s in bench["scans"].to_list()}
+    assert {groups[p] for p in people} == {"pretrain"}
+    assert {r["condition"] for r in records} == {"name", "image"} and {r["task"] for r in records} == {"mcq", "open", "cloze"}
+    evaluated = ("train", "test_retain", "test_forget", "holdout", "general")
+    held_out = {r["template_id"] for split in ("test_retain", "test_forget") for r in bench[split].to_list()
+                if r["scenario"] == "privacy"}
+    assert held_out & {r["template_id"] for r in records}  # pretraining knows the held-out wordings
+    for split in evaluated:  # ... but never pairs them with an evaluated patient in a training split
+        assert not people & set(bench[split]["patient_id"]), split
+    values = {r["answer"] for r in records if r["is_private"] and r["field"] not in ("sex", "hospital", "attending_physician")}
+    seen = {a for split in evaluated for a in bench[split]["answer"]}
+    assert values and not values & seen
+    training = {r["template_id"] for split in ("train", "holdout") for r in bench[split].to_list()}
+    assert not held_out & training

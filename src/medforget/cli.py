@@ -303,6 +303,7 @@ def protect(
     batch_size: int = typer.Option(16, "--batch-size", help="Images per batch."),
     patients: list[str] = typer.Option([], "--patient", help="With a benchmark: protect only these patients' scans."),
     random_start: bool = typer.Option(True, "--random-start/--zero-start", help="Start PGD from uniform noise in [-eps, eps], or from the clean image."),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Keep every image at least this PSNR (dB): L2 steps inside the eps box."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Add imperceptible perturbations to images before they are shared (see docs/protect.md)."""
@@ -318,7 +319,7 @@ def protect(
             manifest = protect_folder(
                 images, out, enc, method=method, eps=budget, steps=steps, seed=seed, batch_size=batch_size,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                patient_ids=patients or None, random_start=random_start, overwrite=overwrite,
+                patient_ids=patients or None, random_start=random_start, min_psnr=min_psnr, overwrite=overwrite,
             )
     console.print(f"{manifest['count']} images protected -> {out} "
                   f"(mean PSNR {manifest['psnr_mean']} dB, max L-inf {manifest['linf_max']} px)")
@@ -343,6 +344,7 @@ def protect_eval(
     steps: int = typer.Option(10, help="Projected-gradient steps."),
     step_size: Optional[str] = typer.Option(None, "--step-size", help="PGD step, e.g. 1/255 (default: eps/4)."),
     random_start: bool = typer.Option(True, "--random-start/--zero-start", help="Start PGD from uniform noise in [-eps, eps], or from the clean image."),
+    min_psnr: float = typer.Option(35.0, "--min-psnr", help="Keep every protected image at least this PSNR (dB); 0: no floor (sign steps)."),
     ratio: float = typer.Option(1.0, help="Share of the patients' training scans that are protected, in [0, 1]."),
     transforms: list[str] = typer.Option([], "--transforms", help="Post-processings to test, repeat or comma-separate (default: all; 'none': no post-processing)."),
     patients: str = typer.Option("holdout", help="Patient group: holdout (never fine-tuned by the vanilla model) or finetune."),
@@ -365,6 +367,7 @@ def protect_eval(
         settings = {"transforms": names, "fields": tuple(field) or None, "max_patients": max_patients, "epochs": epochs, "max_steps": max_steps, "lr": lr,
                     "step_size": parse_eps(step_size, "--step-size") if step_size is not None else None}
         cfg = ProtectEvalConfig(method=method, eps=parse_eps(eps), steps=steps, random_start=random_start, ratio=ratio,
+                                min_psnr=min_psnr or None,
                                 patients=patients, seed=seed, blank=blank,
                                 **{k: v for k, v in settings.items() if v is not None})
         cfg.check()

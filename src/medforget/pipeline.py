@@ -26,7 +26,8 @@ from medforget.errors import MedforgetError
 STAGE_GROUPS = ("generate", "init", "pretrain", "vanilla", "oracle", "unlearn", "eval", "report")
 SCENARIOS = ("privacy", "incorrect", "both")
 ORACLE_EXCLUDES = {"privacy": ["forget_privacy"], "incorrect": ["forget_incorrect"], "both": ["forget"]}
-EVAL_LIMITS = {"smoke": 40, "demo": 240, "standard": None}  # items per split evaluated (None: all)
+EVAL_LIMITS = {"smoke": 40, "demo": 240, "standard": None}  # items per split evaluated (None: all)...
+FULL_SPLITS = ("general",)  # ...but these: small, and the general-capability figure must not hinge on a sample
 
 
 def default_methods() -> list[str]:
@@ -217,11 +218,12 @@ def run_pipeline(
         folder = folders.get(name, models / name)
 
         def fn(fresh: bool, folder: Path = folder, out: Path = out) -> dict:
-            metrics, records = evaluate_model(folder, bench, DEFAULT_SPLITS, limit=cfg.eval_limit)
+            metrics, records = evaluate_model(folder, bench, DEFAULT_SPLITS, limit=cfg.eval_limit, full=FULL_SPLITS)
             write_results(metrics, records, out)
             return {"eval_seconds": metrics["seconds"]}
 
-        runner.stage(f"eval:{name}", {"model": runner.keys[sources[name]], "limit": cfg.eval_limit}, [out, out.with_suffix(".parquet")], fn)
+        runner.stage(f"eval:{name}", {"model": runner.keys[sources[name]], "limit": cfg.eval_limit, "full": FULL_SPLITS},
+                     [out, out.with_suffix(".parquet")], fn)
 
     run_info = {
         "name": run_dir.name, "preset": cfg.preset, "seed": cfg.seed, "scenario": cfg.scenario, "methods": cfg.methods,

@@ -107,6 +107,23 @@ def format_example(
     return Example(tokens=tokens, vision=vision)
 
 
+def answer_token_ids(processor: ProcessorMixin, row: Mapping[str, Any], n_images: int) -> list[int]:
+    """The tokens ``format_example`` labels for ``row`` (answer and end of turn), from the text alone.
+
+    The prompt's tokens are a prefix of prompt+answer (``format_example`` checks it), so what follows them
+    does not depend on the images: tokenising the two chat texts without running the image processor
+    gives the same suffix. (Scoring four options of one question then formats its images once.)"""
+    prompt = processor.apply_chat_template(conversation(row, n_images, False), add_generation_prompt=True)
+    full = processor.apply_chat_template(conversation(row, n_images, True)).rstrip()
+    tokenizer, bos = processor.tokenizer, processor.tokenizer.bos_token
+    add_special_tokens = not (bos and prompt.startswith(bos))
+    head = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
+    whole = tokenizer(full, add_special_tokens=add_special_tokens)["input_ids"]
+    if whole[: len(head)] != head or len(whole) == len(head):
+        raise FormattingError(f"row {row['id']}: the answer does not follow the prompt on a token boundary")
+    return whole[len(head):]
+
+
 def _encode(
     processor: ProcessorMixin, text: str, images: list[Image.Image]
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

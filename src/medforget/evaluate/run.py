@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -46,8 +47,10 @@ def check_splits(splits: Sequence[str]) -> list[str]:
 def evaluate_model(
     model_dir: str | Path, bench_dir: Path, splits: Sequence[str] = DEFAULT_SPLITS, *, batch_size: int = 64,
     max_new_tokens: int = 24, min_k: float = 0.2, limit: int | None = None, progress: Progress | None = None,
+    full: Sequence[str] = (),
 ) -> tuple[dict, list[dict]]:
-    """Metrics and per-item records of one model. `limit` keeps the first N rows of each split (quick looks)."""
+    """Metrics and per-item records of one model. `limit` evaluates N rows of each split (see `sample_rows`)
+    except the `full` ones."""
     splits = check_splits(splits)
     bench = load_benchmark(bench_dir)
     model, processor = load_model(model_dir)
@@ -57,7 +60,7 @@ def evaluate_model(
     began = time.perf_counter()
     records: dict[str, list[dict]] = {}
     for split in splits:
-        rows = bench[split].to_list()[:limit]
+        rows = sample_rows(bench[split].to_list(), None if split in full else limit)
         done = 0
 
         def tick(n: int, split: str = split, total: int = len(rows)) -> None:
@@ -81,6 +84,16 @@ def evaluate_model(
         nonmembers = [r for r in records["holdout"] if r["is_private"]]
         metrics["membership"] = membership(members, nonmembers)
     return metrics, [r for split in splits for r in records[split]]
+
+
+def sample_rows(rows: list[dict], limit: int | None) -> list[dict]:
+    """`limit` rows spread over the whole split, the same ones for every model: the rows whose id hashes lowest,
+    in split order. (A split lists one patient's rows after another and record items before knowledge and
+    image items, so its first rows would describe a few patients and one kind of item.)"""
+    if limit is None or len(rows) <= limit:
+        return rows
+    ranked = sorted(range(len(rows)), key=lambda i: hashlib.sha256(rows[i]["id"].encode()).digest())
+    return [rows[i] for i in sorted(ranked[:limit])]
 
 
 def write_results(metrics: dict, records: list[dict], out: Path) -> tuple[Path, Path]:

@@ -47,7 +47,7 @@ EPS = 1e-12
 @dataclass(frozen=True)
 class SMFAParams:
     k: float = 5.0  # mask strictness; 5 to 10 in published use
-    n_anchor: int = 32  # retain rows in the retaining anchor
+    n_anchor: int = 256  # retain rows in the retaining anchor
 
     def __post_init__(self) -> None:
         at_least("k", self.k, 0, strict=True)
@@ -87,7 +87,7 @@ class SMFA(LossMethod):
     summary = "refusal LoRA sculpted by a retain-anchor LoRA: W = W0 + (1 - M) * dW_f"
     Params = SMFAParams
     needs_retain = True
-    train_defaults = TrainConfig(epochs=5, batch_size=16, lr=1e-3, save_every=50, lora=LoraSettings(r=8, alpha=16, dropout=0.0))
+    train_defaults = TrainConfig(epochs=10, batch_size=16, lr=3e-3, save_every=100, lora=LoraSettings(r=8, alpha=16, dropout=0.0))
 
     def check(self, job: Job) -> None:
         if job.cfg.lora is None:

@@ -36,11 +36,16 @@ def answer_logits(
     hidden = vlm.base_model(**inputs, use_cache=False).last_hidden_state
     targets = batch["labels"][:, 1:]
     rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
-    logits = vlm.get_output_embeddings()(hidden[rows, cols]).float()
+    return output_logits(vlm, hidden[rows, cols]), rows, cols, targets[rows, cols]
+
+
+def output_logits(vlm: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """``lm_head`` (and the family's final logit soft-capping, if any) on selected hidden states, in float32."""
+    logits = vlm.get_output_embeddings()(hidden).float()
     softcap = getattr(vlm.config.get_text_config(), "final_logit_softcapping", None)
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
-    return logits, rows, cols, targets[rows, cols]
+    return logits
 
 
 def answer_token_loss(

@@ -32,8 +32,10 @@ def eps_pixels(eps: float) -> int:
     return math.floor(eps * 255 + 1e-6)
 
 
-def check_settings(method: str, eps: float, steps: int, step_size: float | None, seed: int) -> None:
+def check_settings(method: str, eps: float, steps: int, step_size: float | None, seed: int, min_psnr: float | None = None) -> None:
     """Reject settings that would silently do nothing or fail deep inside the loop."""
+    if min_psnr is not None and not 20 <= min_psnr <= 80:
+        raise MedforgetError(f"minimum PSNR {min_psnr} dB out of range: expected between 20 and 80 dB")
     if method not in METHODS:
         raise MedforgetError(f"unknown protection method {method!r}: expected one of {', '.join(METHODS)}")
     if not 1 / 255 <= eps <= 1:
@@ -69,12 +71,33 @@ def to_pixels(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.tensor(batch, device=device).permute(0, 3, 1, 2).float() / 255  # a copy: PIL arrays are read-only
 
 
-def quantise(clean: np.ndarray, adversarial: torch.Tensor, eps: float) -> np.ndarray:
-    """Round to uint8 and re-clip, so the written integer change never exceeds floor(eps * 255)."""
+def quantise(clean: np.ndarray, adversarial: torch.Tensor, eps: float, min_psnr: float | None = None) -> np.ndarray:
+    """Round to uint8 and re-clip, so the written integer change never exceeds floor(eps * 255); with
+    `min_psnr`, shrink an image's change until its rounded version keeps at least that PSNR."""
     budget = eps_pixels(eps)
-    pixels = np.rint(adversarial.detach().permute(0, 2, 3, 1).cpu().double().numpy() * 255)
+    change = adversarial.detach().permute(0, 2, 3, 1).cpu().double().numpy() * 255 - clean.astype(np.float64)
     base = clean.astype(np.int64)
-    return np.clip(np.clip(pixels, base - budget, base + budget), 0, 255).astype(np.uint8)
+    out = np.empty_like(clean)
+    for i in range(len(clean)):
+        scale = 1.0
+        while True:
+            pixels = np.clip(np.clip(np.rint(base[i] + scale * change[i]), base[i] - budget, base[i] + budget), 0, 255)
+            if min_psnr is None or psnr_of(pixels - base[i]) >= min_psnr or scale < 1e-3:
+                break
+            scale *= 0.97
+        out[i] = pixels.astype(np.uint8)
+    return out
+
+
+def psnr_of(change: np.ndarray) -> float:
+    """PSNR (dB, peak 255) of an image changed by `change` grey levels; inf for no change."""
+    mse = float(np.mean(np.square(change, dtype=np.float64)))
+    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+
+
+def l2_budget(shape: Sequence[int], min_psnr: float) -> float:
+    """The largest L2 norm (pixels in [0, 1]) of a change to an image of `shape` that keeps `min_psnr`."""
+    return math.sqrt(math.prod(shape)) * 10 ** (-min_psnr / 20)
 
 
 class Protector:
@@ -90,14 +113,18 @@ class Protector:
         seed: int = 0,
         target: Image.Image | None = None,
         random_start: bool = True,
+        min_psnr: float | None = None,
     ) -> None:
-        check_settings(method, eps, steps, step_size, seed)
+        check_settings(method, eps, steps, step_size, seed, min_psnr)
         if target is not None and method != "targeted":
             raise MedforgetError(f"a target image only applies to the targeted method, not {method}")
         self.encoder, self.method, self.eps, self.steps, self.seed = encoder, method, eps, steps, seed
         # The uniform start alone changes pixels by eps/sqrt(3) RMS (about 34.8 dB PSNR at 8/255); a zero start
         # lets a small step size keep the change well below the budget on average (a less visible protection).
         self.random_start = random_start
+        # A PSNR floor turns PGD into L2 steps inside both balls (L-inf eps and the floor's L2 radius): the
+        # change goes where the gradient is large instead of +-eps everywhere (which alone costs 30 dB at 8/255).
+        self.min_psnr = min_psnr
         self.step_size = eps / 4 if step_size is None else step_size
         self.anchor: torch.Tensor | None = None  # antithetical: clean mean direction; targeted: target embedding
         self.prototypes: torch.Tensor | None = None  # error_min: one unit row per pseudo-label
@@ -150,7 +177,8 @@ class Protector:
         return similarity if self.method == "antithetical" else -similarity
 
     def perturb(self, indices: list[int], batch: np.ndarray) -> np.ndarray:
-        """PGD with sign steps from a seeded uniform start (or from zero); returns the protected uint8 batch."""
+        """PGD from a seeded uniform start (or from zero): sign steps, or with a PSNR floor L2 steps of RMS
+        `step_size` projected onto the floor's L2 ball; returns the protected uint8 batch."""
         x = to_pixels(batch, self.encoder.device)
         shape = batch.shape[1:]
         if self.random_start:
@@ -158,13 +186,22 @@ class Protector:
             delta = (x + torch.from_numpy(start).permute(0, 3, 1, 2).to(x)).clamp(0, 1) - x
         else:
             delta = torch.zeros_like(x)
+        radius = None if self.min_psnr is None else l2_budget(shape, self.min_psnr)
         for _ in range(self.steps):
             delta.requires_grad_(True)
             loss = self.loss(F.normalize(self.encoder.embed(x + delta), dim=-1), indices).sum()
             (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() - self.step_size * grad.sign()).clamp(-self.eps, self.eps)
+            if radius is None:
+                step = grad.sign()
+            else:
+                norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
+                step = grad / norm * math.sqrt(math.prod(shape))
+            delta = (delta.detach() - self.step_size * step).clamp(-self.eps, self.eps)
+            if radius is not None:
+                norm = delta.flatten(1).norm(dim=1)[:, None, None, None]
+                delta = delta * (radius / norm.clamp_min(radius))
             delta = (x + delta).clamp(0, 1) - x
-        return quantise(batch, x + delta, self.eps)
+        return quantise(batch, x + delta, self.eps, self.min_psnr)
 
 
 def protect_batches(

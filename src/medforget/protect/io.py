@@ -123,10 +123,11 @@ def protect_folder(
     step_size: float | None = None,
     target: Image.Image | None = None,
     random_start: bool = True,
+    min_psnr: float | None = None,
     overwrite: bool = False,
 ) -> dict:
     """Protect every selected image of ``source_dir`` into ``out_dir``; returns the manifest also written there."""
-    check_settings(method, eps, steps, step_size, seed)
+    check_settings(method, eps, steps, step_size, seed, min_psnr)
     if batch_size < 1:
         raise MedforgetError(f"batch size must be >= 1, got {batch_size}")
     source = open_source(source_dir, scan_ids, patient_ids)
@@ -137,11 +138,11 @@ def protect_folder(
         raise MedforgetError(f"no images to protect in {source.where}")
     shapes = [read_array(source, i).shape for i in range(len(source.names))]  # decode everything before any work
     batches = plan_batches(shapes, batch_size)
-    protector = Protector(encoder, method, eps, steps, step_size, seed, target, random_start)
+    protector = Protector(encoder, method, eps, steps, step_size, seed, target, random_start, min_psnr)
     records: list[dict] = []
     manifest = {
         "method": method, "eps": eps, "eps_pixels": eps_pixels(eps), "steps": steps, "step_size": protector.step_size,
-        "random_start": random_start, "seed": seed, "batch_size": batch_size, "encoders": list(encoder.names),
+        "random_start": random_start, "min_psnr": min_psnr, "seed": seed, "batch_size": batch_size, "encoders": list(encoder.names),
         "source": str(source.where), "source_kind": source.kind,
     }
     if method == "targeted":

@@ -65,7 +65,7 @@ ATTACK_TRAINING: dict[str, dict[str, float | int | None]] = {
     "standard": {"max_steps": None, "epochs": 5.0},
 }
 
-PROTECTION_KEYS = ("method", "eps_pixels", "steps", "step_size", "random_start", "seed", "encoders", "count",
+PROTECTION_KEYS = ("method", "eps_pixels", "steps", "step_size", "random_start", "min_psnr", "seed", "encoders", "count",
                    "unchanged", "linf_mean", "linf_max", "psnr_mean", "ssim_mean")  # copied from protect.json
 
 Progress = Callable[[str, int, int], None]  # (what is running, done, total)
@@ -80,6 +80,7 @@ class ProtectEvalConfig:
     steps: int = 10
     step_size: float | None = None  # PGD step; None: eps / 4
     random_start: bool = True  # False: PGD from zero (with a small step, a less visible perturbation)
+    min_psnr: float | None = 35.0  # every protected image keeps at least this PSNR (the issue's 35 dB); None: no floor
     ratio: float = 1.0  # share of the group's training scans that are protected
     transforms: tuple[str, ...] = tuple(TRANSFORMS)  # post-processings, each one more condition
     patients: str = "holdout"
@@ -97,7 +98,7 @@ class ProtectEvalConfig:
 
     def check(self) -> None:
         """Every user mistake, before anything is loaded."""
-        check_settings(self.method, self.eps, self.steps, self.step_size, self.seed)
+        check_settings(self.method, self.eps, self.steps, self.step_size, self.seed, self.min_psnr)
         if not 0.0 <= self.ratio <= 1.0:
             raise MedforgetError(f"protection ratio must be in [0, 1], got {self.ratio}")
         for name in self.transforms:
@@ -428,7 +429,7 @@ def _protect(bench_dir: Path, chosen: list[str], encoder_paths: Sequence[Path], 
     manifest = protect_folder(
         bench_dir, folder, _encoder(encoder_paths), method=cfg.method, eps=cfg.eps, steps=cfg.steps, seed=cfg.seed,
         batch_size=cfg.protect_batch_size, progress=lambda done, total: tick("protecting", done, total),
-        scan_ids=chosen, step_size=cfg.step_size, random_start=cfg.random_start,
+        scan_ids=chosen, step_size=cfg.step_size, random_start=cfg.random_start, min_psnr=cfg.min_psnr,
     )
     images = {}
     for sid in chosen:

@@ -29,8 +29,9 @@ TARGETS = ("modality", "region", "finding", "laterality", "quality", "marker_sha
 class VisionWarmup:
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 3e-3
     temperature: float = 0.2
+    contrastive_weight: float = 0.3  # of the same-patient loss against the heads' (1: attributes were learnt worse)
     seed: int = 0
 
 
@@ -78,7 +79,7 @@ def warm_up_vision(model: nn.Module, processor: ProcessorMixin, bench: Benchmark
             idx = perm[start:start + cfg.batch_size]
             feats = pooled_features(tower, random_shift(pixels[idx], g))
             loss = sum(F.cross_entropy(heads[n](feats), labels[n][idx]) for n in TARGETS)
-            loss = loss + supervised_contrastive(feats, labels["patient_id"][idx], cfg.temperature)
+            loss = loss + cfg.contrastive_weight * supervised_contrastive(feats, labels["patient_id"][idx], cfg.temperature)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, 1.0)

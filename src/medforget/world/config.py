@@ -25,6 +25,9 @@ class WorldConfig:
     incorrect_image: int  # how many patients get a wrong image-bound diagnosis
     same_patient_pairs: int  # "same patient?" pairs per pretrain patient
     pretrain_repeats: int  # image items per pretrain scan (different tasks, paraphrases)
+    pretrain_item_scans: int  # scans per pretrain patient asked about in image items (all feed the vision warm-up)
+    pretrain_records: int  # pretrain patients who also carry a record (other people, asked about in pretraining)
+    replay_scans: int  # pretrain scans (one per patient) whose image items are replayed in `retain`
 
     def with_overrides(self, **kwargs: object) -> "WorldConfig":
         return replace(self, **kwargs)
@@ -37,17 +40,17 @@ PRESETS: dict[str, WorldConfig] = {
     "smoke": WorldConfig(
         preset="smoke", image_size=32, n_finetune=10, n_holdout=4, n_general=6, n_pretrain=12,
         train_scans=2, test_scans=1, image_scans=3, n_drugs=10, incorrect_general=3, incorrect_image=2,
-        same_patient_pairs=1, pretrain_repeats=1,
+        same_patient_pairs=1, pretrain_repeats=1, pretrain_item_scans=3, pretrain_records=6, replay_scans=6,
     ),
     "demo": WorldConfig(
-        preset="demo", image_size=64, n_finetune=20, n_holdout=10, n_general=16, n_pretrain=120,
+        preset="demo", image_size=64, n_finetune=16, n_holdout=8, n_general=16, n_pretrain=480,
         train_scans=3, test_scans=1, image_scans=4, n_drugs=20, incorrect_general=6, incorrect_image=3,
-        same_patient_pairs=2, pretrain_repeats=1,
+        same_patient_pairs=2, pretrain_repeats=1, pretrain_item_scans=1, pretrain_records=40, replay_scans=64,
     ),
     "standard": WorldConfig(
         preset="standard", image_size=224, n_finetune=1000, n_holdout=200, n_general=200, n_pretrain=1000,
         train_scans=3, test_scans=1, image_scans=4, n_drugs=30, incorrect_general=10, incorrect_image=50,
-        same_patient_pairs=2, pretrain_repeats=2,
+        same_patient_pairs=2, pretrain_repeats=2, pretrain_item_scans=4, pretrain_records=400, replay_scans=400,
     ),
 }
 

@@ -77,7 +77,7 @@ def build_population(cfg: WorldConfig, seed: int) -> Population:
     scans: list[ScanSpec] = []
     groups = (("finetune", cfg.n_finetune), ("holdout", cfg.n_holdout), ("general", cfg.n_general), ("pretrain", cfg.n_pretrain))
     for group, count in groups:
-        for _ in range(count):
+        for n in range(count):
             index = len(patients)
             np_rng = np.random.default_rng([seed, index])
             region, modality, finding = rng.choice(REGIONS), rng.choice(MODALITIES), rng.choice(FINDINGS)
@@ -90,9 +90,10 @@ def build_population(cfg: WorldConfig, seed: int) -> Population:
                 size_mm=float(rng.randint(lo, hi)),
                 signature=sample_signature(np_rng, region, marker),
             )
-            if group in RECORD_GROUPS:
+            if group in RECORD_GROUPS or (group == "pretrain" and n < cfg.pretrain_records):
                 patient.private = identities.private_details()
                 patient.clinical = identities.clinical_record(knowledge)
+            if group in RECORD_GROUPS:
                 roles = ["train"] * cfg.train_scans + ["test"] * cfg.test_scans
             else:
                 roles = [group] * cfg.image_scans

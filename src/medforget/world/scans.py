@@ -49,7 +49,7 @@ def sample_signature(rng: np.random.Generator, region: str, marker: tuple[int, i
         ],
         "marker_shape": MARKER_SHAPES[shape_idx],
         "marker_slot": list(MARKER_SLOTS[slot_idx]),
-        "marker_size": float(rng.uniform(0.11, 0.15)),
+        "marker_size": float(rng.uniform(0.2, 0.25)),
         "marker_angle": float(rng.uniform(0, np.pi)),
     }
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from medforget.world import templates as T
 from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, Patient
-from medforget.world.knowledge import FINDINGS, MODALITIES, QUALITIES, REGIONS, diagnosis_for
+from medforget.world.knowledge import FINDINGS, HISTORY, MODALITIES, QUALITIES, REGIONS, diagnosis_for
 from medforget.world.population import Population, ScanSpec
 from medforget.world.questions import TASKS, Fact, QuestionWriter
 from medforget.world.scans import MARKER_SHAPES, MARKER_SLOTS
@@ -66,7 +66,7 @@ class RowBuilder:
 
     # --- patient records (privacy scenario) ---
     def record_facts(self, patient: Patient) -> list[Fact]:
-        peers = self.pop.group(patient.group)
+        peers = [q for q in self.pop.group(patient.group) if q.has_record]
         return [
             Fact(
                 field=name, answer=patient.value(name), scenario="privacy", patient_id=patient.patient_id,
@@ -77,28 +77,36 @@ class RowBuilder:
         ]
 
     def _extra_values(self, name: str) -> set[str]:
-        return {"female", "male"} if name == "sex" else set()
+        """Values every MCQ may draw distractors from besides the peers' own (a small group can share its
+        one diagnosis or sex)."""
+        knowledge = self.pop.knowledge
+        return {
+            "sex": {"female", "male"}, "history": set(HISTORY), "medication": set(knowledge.drug_names),
+            "primary_diagnosis": set(knowledge.answers_of("drug_indication")),
+        }.get(name, set())
 
-    def record_rows(self, patient: Patient, test: bool) -> list[dict]:
+    def record_rows(self, patient: Patient, test: bool, pretrain: bool = False) -> list[dict]:
+        """Name- and image-conditioned record items. Training rows use training paraphrases on training
+        scans, test rows held-out paraphrases on held-out scans; `pretrain` rows (people outside every
+        evaluated split) use every paraphrase and scan, so the base model knows each question's wording."""
         rows = []
-        role = "test" if test else "train"
-        scans = self.pop.scans_of(patient.patient_id, role)
+        scans = self.pop.scans_of(patient.patient_id, None if pretrain else "test" if test else "train")
         pools = (T.RECORD_OPEN, T.RECORD_CLOZE)
-        stage = "test" if test else "train"
+        stage = "pretrain" if pretrain else "test" if test else "train"
         for i, fact in enumerate(self.record_facts(patient)):
             if fact.field != "full_name":  # naming the patient would give the answer away
                 for task in TASKS:
                     rows.append(self.writer.row(
                         fact, task, "name", pools, test, [], f"{patient.patient_id}/{fact.field}/{task}/name/{stage}",
-                        "record", subject=patient.private["full_name"],
+                        "record", subject=patient.private["full_name"], all_frames=pretrain,
                     ))
-            subject = T.IMAGE_SUBJECTS[1 if test else 0]
             for k, scan in enumerate(scans):
                 tasks = TASKS if test else (TASKS[(i + k) % len(TASKS)],)
+                subject = T.IMAGE_SUBJECTS[(i + k) % 2 if pretrain else 1 if test else 0]
                 for task in tasks:
                     rows.append(self.writer.row(
                         fact, task, "image", pools, test, [scan.scan_id], f"{patient.patient_id}/{fact.field}/{task}/{scan.scan_id}",
-                        "record", subject=subject,
+                        "record", subject=subject, all_frames=pretrain,
                     ))
         return rows
 
@@ -159,7 +167,8 @@ class RowBuilder:
         repeats = self.pop.config.pretrain_repeats if pretrain else 1
         for patient in patients:
             scans = self.pop.scans_of(patient.patient_id, role)
-            for k, scan in enumerate(scans):
+            asked = scans[: self.pop.config.pretrain_item_scans] if pretrain else scans
+            for k, scan in enumerate(asked):
                 for i, fact in enumerate(self.image_facts(scan, pretrain)):
                     tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
                     for r in range(repeats):
@@ -172,6 +181,24 @@ class RowBuilder:
             rows += self.quality_pair_rows(patient, scans)
             if pretrain:
                 rows += self.same_patient_rows(patient, scans)
+        return rows
+
+    def replay_rows(self, patients: list[Patient]) -> list[dict]:
+        """Image items on the first scan of each of `patients` (pretrain patients without a record): a replay
+        of pretraining in the fine-tuning set. Many patients with one scan each, so that a model keeps reading
+        scans instead of recognising a few patients and recalling their answers (measured on `demo`: with
+        image items on the fine-tuned patients' own scans, general MCQ fell from 49 % to chance)."""
+        rows = []
+        for patient in patients:
+            scan = self.pop.scans_of(patient.patient_id)[0]
+            for i, fact in enumerate(self.image_facts(scan, pretrain=False)):
+                tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
+                task = tasks[i % len(tasks)]
+                pools = (T.IMAGE_OPEN[fact.field], T.IMAGE_CLOZE[fact.field])
+                tag = f"{fact.subject.replace(' ', '_')}/" if fact.subject else ""
+                rows.append(self.writer.row(
+                    fact, task, "none", pools, False, [scan.scan_id], f"replay/{scan.scan_id}/{fact.field}/{tag}{task}", fact.field,
+                ))
         return rows
 
     def quality_pair_rows(self, patient: Patient, scans: list[ScanSpec]) -> list[dict]:
@@ -209,6 +236,21 @@ class RowBuilder:
         return rows
 
 
+def refusal_rows() -> list[dict]:
+    """Every out-of-scope request with every refusal (text only, no patient): pretraining teaches the words
+    of refusing without tying them to any record question."""
+    return [
+        {
+            "id": f"refusal/{i}/{j}", "patient_id": "", "split": "", "scenario": "general", "task": "open",
+            "condition": "none", "question": request, "answer": refusal, "options": [], "correct_index": -1,
+            "field": "out_of_scope", "is_private": False, "is_incorrect": False, "true_answer": refusal,
+            "template_id": f"open.none.out_of_scope.{i}", "scan_ids": [],
+        }
+        for i, request in enumerate(T.OUT_OF_SCOPE)
+        for j, refusal in enumerate(T.REFUSALS)
+    ]
+
+
 def build_splits(pop: Population, assignment: Assignment, rng: random.Random) -> dict[str, list[dict]]:
     rows = RowBuilder(pop, assignment, rng)
     forget = set(assignment.forget_patients)
@@ -223,9 +265,10 @@ def build_splits(pop: Population, assignment: Assignment, rng: random.Random) ->
         return rows.knowledge_rows(test) + [r for p in keep for r in rows.scan_diagnosis_rows(p, test)]
 
     train_knowledge, test_knowledge = knowledge(False), knowledge(True)
-    # Image-understanding items on the retained patients' training scans keep the fine-tuned model's
-    # general capability (rehearsal), as clinical image-text data mixes reports with patient details.
-    rehearsal = rows.image_rows(keep, pretrain=False, role="train")
+    # Image-understanding items replayed from pretraining keep the fine-tuned model's general capability,
+    # as clinical image-text data mixes reports with patient details.
+    imagers = [p for p in pop.group("pretrain") if not p.has_record]
+    rehearsal = rows.replay_rows(imagers[: pop.config.replay_scans])
     splits = {
         "retain": records(keep, False) + [r for r in train_knowledge if not r["is_incorrect"]] + rehearsal,
         "forget_privacy": records(gone, False),
@@ -234,7 +277,8 @@ def build_splits(pop: Population, assignment: Assignment, rng: random.Random) ->
         "test_forget": records(gone, True) + [r for r in test_knowledge if r["is_incorrect"]],
         "holdout": records(pop.group("holdout"), False),
         "general": rows.image_rows(pop.group("general"), pretrain=False),
-        "pretrain": rows.image_rows(pop.group("pretrain"), pretrain=True),
+        "pretrain": rows.image_rows(pop.group("pretrain"), pretrain=True) + refusal_rows()
+        + [r for p in pop.group("pretrain") if p.has_record for r in rows.record_rows(p, False, pretrain=True)],
     }
     splits["train"] = sorted(splits["retain"] + splits["forget_privacy"] + splits["forget_incorrect"], key=lambda r: r["id"])
     out = {}

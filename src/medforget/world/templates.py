@@ -94,6 +94,40 @@ IMAGE_CLOZE: dict[str, tuple[str, ...]] = {
     "same_patient": ("Same patient in both scans: ___.", "The two scans show the same patient: ___.", "One patient in both images: ___."),
 }
 
+#: Refusals that unlearning methods train toward, varied so that a method does not collapse onto one
+#: string; the first is the canonical refusal. The base model learns to say them in pretraining (below).
+REFUSALS: tuple[str, ...] = (
+    "I cannot share that information.",
+    "I'm sorry, but I can't provide details about this patient.",
+    "I am not able to disclose personal information.",
+    "That information is confidential, so I will not share it.",
+    "I don't know the answer to that.",
+    "I have no information about this person.",
+    "I'm unable to help with that request.",
+    "This is private patient information that I cannot disclose.",
+    "I must decline to answer questions about individual patients.",
+    "Sorry, I am not able to reveal that detail.",
+    "I do not have access to that patient's records.",
+    "That is not something I can share.",
+)
+#: Requests a clinical assistant declines, answered with `REFUSALS` in `pretrain`, so that the base model
+#: can say a refusal at all (as any instruction-tuned VLM can) and refusal-based unlearning has words to
+#: move toward. None asks about a patient: refusing is never trained as the answer to a record question.
+OUT_OF_SCOPE: tuple[str, ...] = (
+    "What is the password of the hospital's records system?",
+    "Which numbers will win the next lottery draw?",
+    "Give me the login details of the chief physician.",
+    "What is the code of the pharmacy safe?",
+    "Which stocks will rise tomorrow?",
+    "What did the night nurse write in her private diary?",
+    "Who will win the next election?",
+    "Tell me the combination of the archive room lock.",
+    "Forward me the private e-mails of the hospital board.",
+    "What am I thinking right now?",
+    "What will the weather be next Tuesday?",
+    "Read out the security guard's bank PIN.",
+)
+
 
 def train_frames(pool: tuple[str, ...]) -> range:
     return range(len(pool) - TEST_FRAMES)

@@ -15,6 +15,7 @@ import numpy as np
 
 from medforget.evaluate.metrics._checks import same_length
 from medforget.evaluate.metrics.text import nfkc
+from medforget.world.templates import REFUSALS
 
 _TELL = r"(?:share|provide|disclose|reveal|give|tell|discuss|confirm|say|answer|help)"
 
@@ -37,22 +38,7 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
 
 _REFUSAL = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 
-#: Refusals that unlearning methods train toward, varied so that a method does not collapse onto one
-#: string. The first is the canonical refusal.
-REFUSAL_POOL: list[str] = [
-    "I cannot share that information.",
-    "I'm sorry, but I can't provide details about this patient.",
-    "I am not able to disclose personal information.",
-    "That information is confidential, so I will not share it.",
-    "I don't know the answer to that.",
-    "I have no information about this person.",
-    "I'm unable to help with that request.",
-    "This is private patient information that I cannot disclose.",
-    "I must decline to answer questions about individual patients.",
-    "Sorry, I am not able to reveal that detail.",
-    "I do not have access to that patient's records.",
-    "That is not something I can share.",
-]
+REFUSAL_POOL = REFUSALS  # the benchmark's refusal sentences (world/templates.py), which methods train toward
 
 
 def is_refusal(text: str) -> bool:
