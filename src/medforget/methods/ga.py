@@ -28,7 +28,7 @@ class GradientAscent(LossMethod):
     name = "ga"
     summary = "gradient ascent on the forget answers: L = -NLL_forget"
     Params = GAParams
-    train_defaults = TrainConfig(epochs=3, batch_size=16, lr=1e-4, save_every=50)
+    train_defaults = TrainConfig(epochs=3, batch_size=16, lr=3e-4, save_every=50)
 
     def objective(self, model: nn.Module, batches: Batches, reference: nn.Module | None, hp: GAParams) -> tuple[torch.Tensor, Logs]:
         nll_forget = answer_token_loss(model, batches["forget"])

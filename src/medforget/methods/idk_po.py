@@ -37,7 +37,7 @@ ANSWER_MASK = "answer_mask"
 
 @dataclass(frozen=True)
 class IdkPOParams:
-    beta: float = 0.1  # DPO inverse temperature; TOFU's IdkDPO setting
+    beta: float = 0.03  # DPO inverse temperature; TOFU's IdkDPO uses 0.1, which saturates here before greedy answers change
     alpha: float = 1.0  # weight of the retain NLL
 
     def __post_init__(self) -> None:
@@ -75,7 +75,7 @@ class IdkPO(LossMethod):
     Params = IdkPOParams
     needs_retain = True
     needs_reference = True
-    train_defaults = TrainConfig(epochs=5, batch_size=16, lr=3e-4, save_every=50)
+    train_defaults = TrainConfig(epochs=5, batch_size=16, lr=1e-3, save_every=50)
 
     def prepare_forget(self, rows: list[dict]) -> list[dict]:
         return [preferred(row) for row in rows]

@@ -45,6 +45,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("refusal_forget", "forget refusal", "share of generated answers about forgotten patients that refuse"),
     Column("refusal_forget_gap", "forget refusal gap", "refusal on forget_privacy minus the oracle's: how much more the "
            "model refuses about forgotten patients than a model that never saw them", "gap"),
+    Column("refusal_test_forget", "test forget refusal", "share of generated answers about forgotten patients, asked "
+           "with unseen paraphrases and scans (test_forget), that refuse"),
+    Column("refusal_test_forget_gap", "test forget refusal gap", "refusal on test_forget minus the oracle's", "gap"),
     Column("refusal_holdout", "holdout refusal", "share of generated answers about never-seen patients that refuse"),
     Column("refusal_holdout_gap", "holdout refusal gap", "refusal on holdout minus the oracle's; refusing about forgotten "
            "patients but not about others reveals who was forgotten", "gap"),
@@ -83,6 +86,7 @@ def leaderboard_rows(run: Run, comparison: dict[str, dict]) -> list[dict]:
             "ues_privacy": ues.get("privacy", {}).get("ues"),
             "ues_incorrect": ues.get("incorrect", {}).get("ues"),
             "refusal_forget": rates.get("forget_privacy"), "refusal_forget_gap": gaps.get("forget_privacy"),
+            "refusal_test_forget": rates.get("test_forget"), "refusal_test_forget_gap": gaps.get("test_forget"),
             "refusal_holdout": rates.get("holdout"), "refusal_holdout_gap": gaps.get("holdout"),
             "seconds": entry.seconds,
         })
