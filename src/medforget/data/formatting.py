@@ -113,15 +113,23 @@ def answer_token_ids(processor: ProcessorMixin, row: Mapping[str, Any], n_images
     The prompt's tokens are a prefix of prompt+answer (``format_example`` checks it), so what follows them
     does not depend on the images: tokenising the two chat texts without running the image processor
     gives the same suffix. (Scoring four options of one question then formats its images once.)"""
-    prompt = processor.apply_chat_template(conversation(row, n_images, False), add_generation_prompt=True)
-    full = processor.apply_chat_template(conversation(row, n_images, True)).rstrip()
+    return shared_prompt_answer_ids(processor, [row], n_images)[0]
+
+
+def shared_prompt_answer_ids(processor: ProcessorMixin, rows: Sequence[Mapping[str, Any]], n_images: int) -> list[list[int]]:
+    """``answer_token_ids`` of rows that differ only in their answer (the options of one question): the
+    prompt is templated and tokenised once, the answers in one tokenizer call."""
+    prompt = processor.apply_chat_template(conversation(rows[0], n_images, False), add_generation_prompt=True)
+    fulls = [processor.apply_chat_template(conversation(row, n_images, True)).rstrip() for row in rows]
     tokenizer, bos = processor.tokenizer, processor.tokenizer.bos_token
     add_special_tokens = not (bos and prompt.startswith(bos))
     head = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
-    whole = tokenizer(full, add_special_tokens=add_special_tokens)["input_ids"]
-    if whole[: len(head)] != head or len(whole) == len(head):
-        raise FormattingError(f"row {row['id']}: the answer does not follow the prompt on a token boundary")
-    return whole[len(head):]
+    out = []
+    for row, whole in zip(rows, tokenizer(fulls, add_special_tokens=add_special_tokens)["input_ids"]):
+        if whole[: len(head)] != head or len(whole) == len(head):
+            raise FormattingError(f"row {row['id']}: the answer does not follow the prompt on a token boundary")
+        out.append(whole[len(head):])
+    return out
 
 
 def _encode(

@@ -19,7 +19,7 @@ from peft import PeftModel
 from transformers import PreTrainedModel, ProcessorMixin
 
 from medforget.data.collate import collate, pad_token_id
-from medforget.data.formatting import IGNORE_INDEX, Example, answer_token_ids, format_example
+from medforget.data.formatting import IGNORE_INDEX, Example, answer_token_ids, format_example, shared_prompt_answer_ids
 from medforget.evaluate.metrics.mia import token_stats_from_logits
 from medforget.models.loss import answer_logits, answer_token_counts, answer_token_loss, output_logits
 from medforget.world.storage import ImageCache
@@ -111,8 +111,8 @@ def _score_shared(model, processor, rows, images, batch_size, progress) -> list[
 
 def _prompt_then_options(vlm, processor, rows, images, pad: int, device: torch.device) -> list[OptionScores]:
     prompts = [format_example(processor, row, images(row), prompt_only=True) for row in rows]
-    answers = [answer_token_ids(processor, _option_row(row, k), len(row["scan_ids"]))
-               for row in rows for k in range(len(row["options"]))]
+    answers = [ids for row in rows for ids in shared_prompt_answer_ids(
+        processor, [_option_row(row, k) for k in range(len(row["options"]))], len(row["scan_ids"]))]
     owner = torch.tensor([i for i, row in enumerate(rows) for _ in row["options"]], device=device)
     batch = {k: v.to(device) for k, v in collate(prompts, pad_token_id=pad, padding_side="right").items()}
     # transformers 5.24 renamed `past_key_values` to `cache` (the old name warns until 5.40)
