@@ -120,6 +120,12 @@ def test_redact_handles_digits_joined_across_a_cut():
     assert out == "x [REDACTED:phone]"
 
 
+
+def test_redact_takes_a_numbers_brackets_with_it():
+    assert redact("Call (555) 123-4567 now.", {"phone": "(555) 123-4567"}) == "Call [REDACTED:phone] now."
+    assert redact("ID (MRN-123456).", {"mrn": "MRN-123456"}) == "ID [REDACTED:mrn]."
+    assert redact("A (note) here", {"phone": "(555) 123-4567"}) == "A (note) here"
+
 PIECES = [
     "Margaret", "Okafor", "1961", "March 4", "4th of March", "04/03", "555", "123", "4567",
     "MRN-1234567", "742", "Evergreen", "margaret.okafor82", "Samuel", "Dr. Ian Wu", "female",

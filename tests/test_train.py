@@ -136,3 +136,12 @@ def test_length_grouped_loss_equals_the_whole_batch_loss(smoke_bench, base_model
             for batch in (collate([examples[i] for i in g], pad_token_id=pad) for g in groups)
         )
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_an_explicit_epoch_count_replaces_a_preset_step_limit():
+    preset = TrainConfig(max_steps=850, lr=2e-3)
+    assert preset.with_overrides(epochs=3.0).max_steps is None
+    assert preset.with_overrides(epochs=3.0, max_steps=10).max_steps == 10
+    assert preset.with_overrides(lr=1e-3, epochs=None).max_steps == 850
+    with pytest.raises(MedforgetError, match="unknown training option"):
+        preset.with_overrides(epoch=3)

@@ -186,7 +186,7 @@ def _run_stage(model: str, bench: Path, out: Path, split: str, stage: str, exclu
                   f"final loss {final}{resumed} -> {out}")
 
 
-EPOCHS = typer.Option(None, help="Epochs (default: the benchmark preset's).")
+EPOCHS = typer.Option(None, help="Epochs (default: the preset's; given alone, it replaces a preset's step limit).")
 LR = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's).")
 BATCH = typer.Option(None, "--batch-size", help="Batch size per process (default: the preset's).")
 ACCUM = typer.Option(None, "--grad-accum", help="Gradient accumulation steps.")

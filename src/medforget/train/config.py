@@ -36,7 +36,10 @@ class TrainConfig:
         unknown = set(kwargs) - set(self.__dataclass_fields__)
         if unknown:
             raise MedforgetError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        if "epochs" in given and "max_steps" not in given:
+            given["max_steps"] = None  # an explicit epoch count replaces a preset's step limit instead of losing to it
+        return replace(self, **given)
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,9 @@ class StagePresets:
     vision: VisionWarmup = field(default_factory=VisionWarmup)
 
 
-# `demo` chosen by measurement on the 2-core CPU (docs/performance.md): pretraining is what makes fine-tuning
-# learn fast and generalise (500 -> 1000 steps: train private open answers 56 / 62 % -> 63 / 87 % image /
-# name, test_retain MCQ 49 / 53 % -> 69 / 69 %), and 12 epochs at lr 2e-3 memorise the train set.
+# `demo` chosen by measurement on the 2-core CPU during development: pretraining is what makes fine-tuning
+# learn fast and generalise; with 850 steps, then 12 epochs at lr 2e-3, the vanilla model reaches issue 3's
+# learning figures (README, from benchmarks/learning_figures.py) in about 4.5 minutes (docs/performance.md).
 # `smoke` only has to run fast for tests.
 STAGE_PRESETS: dict[str, StagePresets] = {
     "smoke": StagePresets(  # seconds, for tests: the models learn little

@@ -149,7 +149,7 @@ def _evidence(text: str, value: str, field: str) -> list[Span]:
     if kind == "date":
         spans += _date_spans(tokens, text, value)
     elif kind == "number":
-        spans += _digit_run_spans(text, value)
+        spans = [_with_brackets(text, span) for span in spans + _digit_run_spans(text, value)]
     elif kind == "name":
         wanted = {t for t, _, _ in token_spans(nfkc(value))}
         spans += [(s, e) for t, s, e in tokens if _is_name_token(t) and t in wanted]
@@ -158,6 +158,17 @@ def _evidence(text: str, value: str, field: str) -> list[Span]:
     elif kind == "email":
         spans += _email_spans(text, value)
     return spans
+
+
+def _with_brackets(text: str, span: Span) -> Span:
+    """Widen a number's span over a "(" or "+" just before it and a ")" just after, so redacting "(555) 123"
+    leaves no stray bracket that hints at the shape of what was cut."""
+    start, end = span
+    while start > 0 and text[start - 1] in "(+":
+        start -= 1
+    while end < len(text) and text[end] == ")":
+        end += 1
+    return start, end
 
 
 def _phrase_spans(tokens: list[Token], phrase: list[str]) -> list[Span]:
