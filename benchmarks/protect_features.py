@@ -21,8 +21,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from medforget.protect.attacks import Protector, plan_batches, protect_batches, psnr_of  # noqa: E402
+from medforget.protect.attacks import Protector, plan_batches, protect_batches, to_pixels  # noqa: E402
 from medforget.protect.encoder import VisionEncoder  # noqa: E402
+from medforget.protect.quality import psnr  # noqa: E402
 from medforget.world.storage import load_benchmark  # noqa: E402
 
 SETTINGS = {  # name -> Protector options (eps 8/255 throughout)
@@ -50,7 +51,7 @@ def main() -> None:
 
     def features(batch: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
-            return F.normalize(encoder.embed(torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255)), dim=-1)
+            return F.normalize(encoder.embed(to_pixels(batch, encoder.device)), dim=-1)
 
     def same_patient(train_features: torch.Tensor) -> float:
         nearest = (test_features @ train_features.T).argmax(1).tolist()
@@ -67,10 +68,10 @@ def main() -> None:
         batches = plan_batches([x.shape for x in clean], 16)
         for indices, _, out in protect_batches(protector, lambda i: clean[i], batches, [s["patient_id"] for s in train]):
             protected[indices] = out
-        psnr = np.mean([psnr_of(p.astype(int) - c.astype(int)) for p, c in zip(protected, clean)])
+        mean_psnr = np.mean([psnr(c, p) for c, p in zip(clean, protected)])
         moved = features(protected)
         cosine = float((moved * clean_features).sum(1).mean())
-        print(f"{name:<46} {psnr:>8.1f} {cosine:>13.3f} {same_patient(clean_features):>22.2f} / {same_patient(moved):.2f}")
+        print(f"{name:<46} {mean_psnr:>8.1f} {cosine:>13.3f} {same_patient(clean_features):>22.2f} / {same_patient(moved):.2f}")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ from medforget.protect.attacks import (
     eps_pixels,
     plan_batches,
     protect_batches,
-    psnr_of,
     quantise,
     to_pixels,
 )
 from medforget.protect.encoder import EnsembleEncoder, VisionEncoder
+from medforget.protect.quality import psnr_of
 
 TEXTS = ["What imaging modality is shown in this scan?", "CT MRI X-ray ultrasound", "nodule cyst mass"] * 10
 

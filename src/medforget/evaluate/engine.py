@@ -89,23 +89,31 @@ def _score_pairs(model, processor, rows, images, batch_size, progress) -> list[O
             raw[i].append((-s, n))
         if progress:
             progress(len({i for i, _ in chunk}))
-    return [OptionScores([s for s, _ in r], [s / max(n, 1) for s, n in r]) for r in raw]
+    return [_option_scores([s for s, _ in r], [n for _, n in r]) for r in raw]
+
+
+def _option_scores(logps: list[float], counts: list[int]) -> OptionScores:
+    """Raw option log-likelihoods and the same per answer token."""
+    return OptionScores(logps, [s / max(n, 1) for s, n in zip(logps, counts)])
 
 
 def _score_shared(model, processor, rows, images, batch_size, progress) -> list[OptionScores]:
     """Each chunk of rows (at most `batch_size` options) runs its prompts once, right-padded, with the KV
     cache; the cache is repeated once per option and the options run on it at their true positions."""
     pad, device, vlm = pad_token_id(processor), _device(model), _base(model)
+    chunks: list[list[dict]] = [[]]
+    size = 0
+    for row in rows:
+        if chunks[-1] and size + len(row["options"]) > batch_size:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += len(row["options"])
     out: list[OptionScores] = []
-    chunk: list[dict] = []
-    for n, row in enumerate(rows):
-        chunk.append(row)
-        following = len(rows[n + 1]["options"]) if n + 1 < len(rows) else batch_size + 1
-        if sum(len(r["options"]) for r in chunk) + following > batch_size:
-            out += _prompt_then_options(vlm, processor, chunk, images, pad, device)
-            if progress:
-                progress(len(chunk))
-            chunk = []
+    for chunk in chunks:
+        out += _prompt_then_options(vlm, processor, chunk, images, pad, device)
+        if progress:
+            progress(len(chunk))
     return out
 
 
@@ -140,7 +148,7 @@ def _prompt_then_options(vlm, processor, rows, images, pad: int, device: torch.d
     scores, j = [], 0
     for row in rows:
         k = len(row["options"])
-        scores.append(OptionScores([-s for s in sums[j:j + k]], [-s / c for s, c in zip(sums[j:j + k], counts[j:j + k])]))
+        scores.append(_option_scores([-s for s in sums[j:j + k]], counts[j:j + k]))
         j += k
     return scores
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from medforget.errors import MedforgetError
 from medforget.protect.encoder import Encoder
+from medforget.protect.quality import psnr_of
 
 METHODS = ("antithetical", "targeted", "error_min")
 DEFAULT_EPS = 8 / 255
@@ -87,12 +88,6 @@ def quantise(clean: np.ndarray, adversarial: torch.Tensor, eps: float, min_psnr:
             scale *= 0.97
         out[i] = pixels.astype(np.uint8)
     return out
-
-
-def psnr_of(change: np.ndarray) -> float:
-    """PSNR (dB, peak 255) of an image changed by `change` grey levels; inf for no change."""
-    mse = float(np.mean(np.square(change, dtype=np.float64)))
-    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
 
 
 def l2_budget(shape: Sequence[int], min_psnr: float) -> float:

@@ -15,7 +15,12 @@ SIGMA, TAPS = 1.5, 11
 def psnr(clean: np.ndarray, protected: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB over all pixels and channels; ``inf`` for identical images."""
     _check_pair(clean, protected)
-    mse = float(np.mean((clean.astype(np.float64) - protected.astype(np.float64)) ** 2))
+    return psnr_of(clean.astype(np.float64) - protected.astype(np.float64))
+
+
+def psnr_of(change: np.ndarray) -> float:
+    """PSNR (dB) of an image changed by `change` grey levels; inf for no change."""
+    mse = float(np.mean(np.square(change, dtype=np.float64)))
     return math.inf if mse == 0 else 10 * math.log10(DATA_RANGE**2 / mse)
 
 

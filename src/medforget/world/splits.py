@@ -170,14 +170,7 @@ class RowBuilder:
             asked = scans[: self.pop.config.pretrain_item_scans] if pretrain else scans
             for k, scan in enumerate(asked):
                 for i, fact in enumerate(self.image_facts(scan, pretrain)):
-                    tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
-                    for r in range(repeats):
-                        task = tasks[(i + k + r) % len(tasks)]
-                        pools = (T.IMAGE_OPEN[fact.field], T.IMAGE_CLOZE[fact.field])
-                        tag = f"{fact.subject.replace(' ', '_')}/" if fact.subject else ""
-                        rows.append(self.writer.row(
-                            fact, task, "none", pools, False, [scan.scan_id], f"{scan.scan_id}/{fact.field}/{tag}{task}/{r}", fact.field,
-                        ))
+                    rows += [self.scan_item(fact, scan, i + k + r, suffix=f"/{r}") for r in range(repeats)]
             rows += self.quality_pair_rows(patient, scans)
             if pretrain:
                 rows += self.same_patient_rows(patient, scans)
@@ -191,15 +184,17 @@ class RowBuilder:
         rows = []
         for patient in patients:
             scan = self.pop.scans_of(patient.patient_id)[0]
-            for i, fact in enumerate(self.image_facts(scan, pretrain=False)):
-                tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
-                task = tasks[i % len(tasks)]
-                pools = (T.IMAGE_OPEN[fact.field], T.IMAGE_CLOZE[fact.field])
-                tag = f"{fact.subject.replace(' ', '_')}/" if fact.subject else ""
-                rows.append(self.writer.row(
-                    fact, task, "none", pools, False, [scan.scan_id], f"replay/{scan.scan_id}/{fact.field}/{tag}{task}", fact.field,
-                ))
+            rows += [self.scan_item(fact, scan, i, prefix="replay/") for i, fact in enumerate(self.image_facts(scan, pretrain=False))]
         return rows
+
+    def scan_item(self, fact: Fact, scan: ScanSpec, turn: int, prefix: str = "", suffix: str = "") -> dict:
+        """One image-understanding row about `scan`; `turn` rotates the task over the fact's tasks."""
+        tasks = ("open", "cloze") if fact.field == "landmark" else TASKS
+        task = tasks[turn % len(tasks)]
+        pools = (T.IMAGE_OPEN[fact.field], T.IMAGE_CLOZE[fact.field])
+        tag = f"{fact.subject.replace(' ', '_')}/" if fact.subject else ""
+        row_id = f"{prefix}{scan.scan_id}/{fact.field}/{tag}{task}{suffix}"
+        return self.writer.row(fact, task, "none", pools, False, [scan.scan_id], row_id, fact.field)
 
     def quality_pair_rows(self, patient: Patient, scans: list[ScanSpec]) -> list[dict]:
         rank = {q: i for i, q in enumerate(QUALITIES)}  # 0 is best
