@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 import medforget.protect.protocol as protocol
@@ -200,3 +201,53 @@ def test_only_identifying_fields_are_attacked_unless_asked(smoke_bench):
     assert {r["field"] for r in select_items(bench, "holdout", seed=0, fields=["sex"]).test_rows} == {"sex"}
     with pytest.raises(MedforgetError, match="private fields"):
         ProtectEvalConfig(fields=("primary_diagnosis",)).check()
+
+
+def write_scans(bench: Path, scan_ids: list[str], folder: Path, change: int = 0) -> None:
+    """The clean scans as PNG files named <scan_id>.png, every pixel moved by `change` grey levels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = load_benchmark(bench)
+    for sid in scan_ids:
+        pixels = np.asarray(loaded.image(sid)).astype(np.int16) + change
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{sid}.png")
+
+
+def given_cfg(folder: Path) -> ProtectEvalConfig:
+    return ProtectEvalConfig(max_patients=2, transforms=(), blank=False, protected_dir=str(folder))
+
+
+def test_given_images_are_evaluated_as_they_are(smoke_bench: Path, model: Path, tmp_path: Path) -> None:
+    scans = select_items(load_benchmark(smoke_bench), "holdout", seed=0, max_patients=2).train_scans
+    write_scans(smoke_bench, scans, tmp_path / "shifted", change=3)
+    document = run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(tmp_path / "shifted"))
+    row = document["conditions"][PROTECTED]
+    assert row["quality"]["linf_max"] == 3 and row["same_as"] is None and document["protection"] is None
+    assert document["settings"]["encoders"] == [] and document["settings"]["protected_dir"] == str(tmp_path / "shifted")
+    assert (tmp_path / "out" / TABLE_FILE).read_text().startswith(f"# protect-eval: images from `{tmp_path / 'shifted'}`")
+    write_scans(smoke_bench, scans, tmp_path / "clean")  # the clean scans themselves: the same model as `none`
+    same = run_protect_eval(smoke_bench, model, tmp_path / "again", given_cfg(tmp_path / "clean"))
+    assert same["conditions"][PROTECTED]["same_as"] == NONE
+
+
+def test_given_images_must_match_their_scans(smoke_bench: Path, model: Path, tmp_path: Path) -> None:
+    scans = select_items(load_benchmark(smoke_bench), "holdout", seed=0, max_patients=2).train_scans
+    folder = tmp_path / "given"
+    write_scans(smoke_bench, scans, folder)
+    (folder / f"{scans[0]}.png").unlink()
+    with pytest.raises(MedforgetError, match=f"{scans[0]}.png: missing"):
+        run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(folder))
+    Image.new("L", (7, 7)).save(folder / f"{scans[0]}.png")
+    with pytest.raises(MedforgetError, match=f"{scans[0]}.png: L 7x7, but the clean scan is L"):
+        run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(folder))
+    (folder / f"{scans[0]}.png").write_text("not an image")
+    with pytest.raises(MedforgetError, match=f"{scans[0]}.png: not a readable image"):
+        run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(folder))
+    with pytest.raises(MedforgetError, match="one of the inputs"):  # replacing it would delete the images
+        run_protect_eval(smoke_bench, model, folder, given_cfg(folder), overwrite=True)
+    with pytest.raises(MedforgetError, match="no protection to optimise against an encoder"):
+        run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(folder), encoders=[model])
+    assert left_behind(tmp_path) == ["given"]
+    result = runner.invoke(app, ["protect-eval", "--bench", str(smoke_bench), "--model", str(model), "--out",
+                                 str(tmp_path / "out"), "--protected-dir", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "protected images folder" in result.output and "does not exist" in result.output
+    assert left_behind(tmp_path) == ["given"]

@@ -181,22 +181,31 @@ class Protector:
             delta = (x + torch.from_numpy(start).permute(0, 3, 1, 2).to(x)).clamp(0, 1) - x
         else:
             delta = torch.zeros_like(x)
-        radius = None if self.min_psnr is None else l2_budget(shape, self.min_psnr)
         for _ in range(self.steps):
             delta.requires_grad_(True)
             loss = self.loss(F.normalize(self.encoder.embed(x + delta), dim=-1), indices).sum()
             (grad,) = torch.autograd.grad(loss, delta)
-            if radius is None:
-                step = grad.sign()
-            else:
-                norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
-                step = grad / norm * math.sqrt(math.prod(shape))
-            delta = (delta.detach() - self.step_size * step).clamp(-self.eps, self.eps)
-            if radius is not None:
-                norm = delta.flatten(1).norm(dim=1)[:, None, None, None]
-                delta = delta * (radius / norm.clamp_min(radius))
-            delta = (x + delta).clamp(0, 1) - x
+            delta = descend(x, delta, grad, self.eps, self.step_size, self.min_psnr)
         return quantise(batch, x + delta, self.eps, self.min_psnr)
+
+
+def descend(x: torch.Tensor, delta: torch.Tensor, grad: torch.Tensor, eps: float, step_size: float,
+            min_psnr: float | None) -> torch.Tensor:
+    """One projected step against `grad` for a (B, C, H, W) batch: a sign step of `step_size` inside the eps box,
+    or with a PSNR floor an L2 step of RMS `step_size` per pixel, projected onto the box and the floor's L2 ball;
+    the result keeps x + delta within [0, 1]."""
+    shape = x.shape[1:]
+    if min_psnr is None:
+        step = grad.sign()
+    else:
+        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
+        step = grad / norm * math.sqrt(math.prod(shape))
+    delta = (delta.detach() - step_size * step).clamp(-eps, eps)
+    if min_psnr is not None:
+        radius = l2_budget(shape, min_psnr)
+        norm = delta.flatten(1).norm(dim=1)[:, None, None, None]
+        delta = delta * (radius / norm.clamp_min(radius))
+    return (x + delta).clamp(0, 1) - x
 
 
 def protect_batches(

@@ -95,6 +95,9 @@ class ProtectEvalConfig:
     hold_ratio: float = 0.5  # holds when leak <= hold_ratio * unprotected leak
     blank: bool = True  # also fine-tune on blank scans: the leak left when nothing is learnt from the images
     fields: tuple[str, ...] = IDENTIFIERS  # the private fields fine-tuned on and asked about
+    # Already protected images (<scan_id>.png, e.g. from `medforget protect` or another tool) instead of protecting
+    # here: the method, eps, steps and encoder settings then do not apply.
+    protected_dir: str | None = None
 
     def check(self) -> None:
         """Every user mistake, before anything is loaded."""
@@ -122,6 +125,8 @@ class ProtectEvalConfig:
             raise MedforgetError(f"fields must be private fields among: {', '.join(PRIVATE_FIELDS)}")
         if not 0 < self.hold_ratio <= 1:
             raise MedforgetError(f"hold ratio must be in (0, 1], got {self.hold_ratio}")
+        if self.protected_dir is not None and not Path(self.protected_dir).is_dir():
+            raise MedforgetError(f"protected images folder {self.protected_dir} does not exist")
 
     def train_config(self, preset: str) -> TrainConfig:
         """The attacker's fine-tuning: the preset's `finetune` stage, with ATTACK_TRAINING and the options given."""
@@ -304,11 +309,14 @@ def run_protect_eval(
     cfg.check()
     bench_dir, model_dir, out = Path(bench_dir), Path(model_dir), Path(out_dir)
     bench = load_benchmark(bench_dir)
-    encoder_paths = [Path(e) for e in encoders] or [model_dir]
+    if encoders and cfg.protected_dir is not None:
+        raise MedforgetError("the protected images are given, so there is no protection to optimise against an encoder")
+    encoder_paths = [] if cfg.protected_dir is not None else [Path(e) for e in encoders] or [model_dir]
     for path in (model_dir, *encoder_paths):  # fail here, not after minutes of work (hub ids are checked on loading)
         if path.exists() or not HUB_ID.match(str(path)):
             check_model_folder(path)
-    _check_out(out, overwrite, (bench_dir, model_dir, *encoder_paths))
+    given = () if cfg.protected_dir is None else (Path(cfg.protected_dir),)
+    _check_out(out, overwrite, (bench_dir, model_dir, *encoder_paths, *given))
     train_cfg = cfg.train_config(bench.meta["preset"])
     items = select_items(bench, cfg.patients, cfg.seed, cfg.max_patients, cfg.fields)
     chosen = chosen_scans(items.train_scans, cfg.ratio, cfg.seed)
@@ -317,7 +325,10 @@ def run_protect_eval(
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work.", dir=out.parent))
     try:
         clean = {sid: bench.image(sid) for sid in items.train_scans}
-        protected, manifest = _protect(bench_dir, chosen, encoder_paths, cfg, work, tick)
+        if cfg.protected_dir is not None:
+            protected, manifest = given_images(Path(cfg.protected_dir), chosen, clean), None
+        else:
+            protected, manifest = _protect(bench_dir, chosen, encoder_paths, cfg, work, tick)
         test_images = ImageCache(bench)
         known = known_values(bench)
         done: dict[str, Condition] = {}
@@ -420,6 +431,27 @@ def _encoder(paths: Sequence[Path]) -> Encoder:
     return encoders[0] if len(encoders) == 1 else EnsembleEncoder(encoders)
 
 
+def given_images(folder: Path, chosen: Sequence[str], clean: dict[str, Image.Image]) -> dict[str, Image.Image]:
+    """The chosen scans' protected versions from `folder` (`<scan_id>.png`), each checked against its clean scan:
+    same size and mode, or an error naming the file."""
+    images = {}
+    for sid in chosen:
+        path = folder / f"{sid}.png"
+        if not path.is_file():
+            raise MedforgetError(f"{path}: missing; the protected images folder needs <scan_id>.png for every protected scan")
+        try:
+            with Image.open(path) as image:
+                image.load()
+                images[sid] = image.copy()
+        except (OSError, ValueError, SyntaxError) as err:
+            raise MedforgetError(f"{path}: not a readable image ({err})") from err
+        want = clean[sid]
+        if (images[sid].mode, images[sid].size) != (want.mode, want.size):
+            raise MedforgetError(f"{path}: {images[sid].mode} {images[sid].size[0]}x{images[sid].size[1]}, but the "
+                                 f"clean scan is {want.mode} {want.size[0]}x{want.size[1]}")
+    return images
+
+
 def _protect(bench_dir: Path, chosen: list[str], encoder_paths: Sequence[Path], cfg: ProtectEvalConfig, work: Path,
              tick: Progress) -> tuple[dict[str, Image.Image], dict | None]:
     """Protect the chosen scans once (every condition reuses them) with `protect_folder`, and read them back."""
@@ -494,14 +526,18 @@ def markdown_table(document: dict) -> str:
     s, n, summary = document["settings"], document["items"], document["summary"]
     train = s["train"]
     length = f"{train['max_steps']} steps" if train["max_steps"] else f"{train['epochs']:g} epochs"
+    given = s.get("protected_dir")
+    what = (f"images from `{given}`" if given else
+            f"{s['method']}, eps {_eps_text(s['eps'])} ({s['eps_pixels']} grey levels), {s['steps']} steps")
+    source = (f"Protected images given in `{given}`." if given else
+              f"Protection optimised against {', '.join(f'`{e}`' for e in s['encoders'])}.")
     lines = [
-        f"# protect-eval: {s['method']}, eps {_eps_text(s['eps'])} ({s['eps_pixels']} grey levels), {s['steps']} steps, "
-        f"ratio {s['ratio']:.2f}, {s['patients']} patients, seed {s['seed']}",
+        f"# protect-eval: {what}, ratio {s['ratio']:.2f}, {s['patients']} patients, seed {s['seed']}",
         "",
         f"Attacker: `{s['model']}` fine-tuned ({length}, lr {train['lr']:g}) on {n['train_rows']} image-conditioned private "
         f"items of {n['patients']} patients over {n['train_scans']} training scans ({n['protected_scans']} protected); "
         f"asked {n['test_rows']} items ({n['test_generated']} generated, {n['test_mcq']} MCQ) on {n['test_scans']} clean "
-        f"test scans never used. Protection optimised against {', '.join(f'`{e}`' for e in s['encoders'])}.",
+        f"test scans never used. {source}",
         "",
         "| condition | protected scans | PSNR mean / min (dB) | SSIM mean / min | L-inf | leak (clean scans) "
         "| leak / unprotected | MCQ acc | holds |",
