@@ -9,7 +9,8 @@ protect-eval fine-tunes on, each with its training scan. Every noise step is an 
 35 dB PSNR floor (`attacks.descend`), through the attacker's augmentation (random shift and gain).
 
 `minmin`, unlearnable examples in their full form (Huang et al., ICLR 2021): a surrogate copy of the starting
-model is fine-tuned on the items (the attacker's learning rate, batch size, frozen vision tower), alternating
+model is fine-tuned on the items (the attacker's learning rate, batch size, frozen or trained vision tower),
+alternating
 with error-minimising noise:
 
     for each round:  NOISE steps   delta <- descend(delta, grad_delta  L(surrogate, x + delta, answers of A))
@@ -89,7 +90,8 @@ def minmin(model, encoder, task: Task, x: torch.Tensor, train_cfg: TrainConfig, 
     """Alternate error-minimising noise and surrogate fine-tuning; print both losses after every round."""
     torch.manual_seed(args.seed)
     surrogate = copy.deepcopy(model)
-    freeze_vision(surrogate)
+    if not train_cfg.train_vision:
+        freeze_vision(surrogate)
     optimizer = torch.optim.AdamW([p for p in surrogate.parameters() if p.requires_grad], lr=train_cfg.lr,
                                   weight_decay=train_cfg.weight_decay)
     rng = np.random.default_rng(args.seed)
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40, help="poison: noise steps")
     parser.add_argument("--step-size", type=float, default=1.0, help="RMS of one noise step, in grey levels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-vision", action="store_true", help="the attacker (and the minmin surrogate) also train the vision tower")
     parser.add_argument("--max-patients", type=int, default=None, help="the first N patients only (quick looks, tests)")
     args = parser.parse_args(argv)
     out = args.out or args.run_dir / f"protect_{args.objective}"
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         bench = load_benchmark(args.run_dir / "bench")
         model_dir = args.run_dir / "models" / args.start
-        cfg = ProtectEvalConfig(transforms=(), seed=args.seed, max_patients=args.max_patients)
+        cfg = ProtectEvalConfig(transforms=(), seed=args.seed, max_patients=args.max_patients,
+                                train_vision=True if args.train_vision else None)
         items = select_items(bench, cfg.patients, cfg.seed, cfg.max_patients, cfg.fields)
         model, processor = load_model(model_dir)
         encoder = VisionEncoder(model, processor, name=str(model_dir))

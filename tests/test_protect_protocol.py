@@ -251,3 +251,9 @@ def test_given_images_must_match_their_scans(smoke_bench: Path, model: Path, tmp
                                  str(tmp_path / "out"), "--protected-dir", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "protected images folder" in result.output and "does not exist" in result.output
     assert left_behind(tmp_path) == ["given"]
+
+
+def test_the_attacker_trains_the_vision_tower_only_when_asked() -> None:
+    assert ProtectEvalConfig().train_config("demo").train_vision is False  # as the demo preset's fine-tuning
+    assert ProtectEvalConfig(train_vision=True).train_config("demo").train_vision is True
+    assert ProtectEvalConfig(train_vision=False).train_config("standard").train_vision is False

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(("objective", "args", "trace"), [
-    ("minmin", ["--rounds", "2", "--train-steps", "1", "--noise-steps", "1"], ["0", "1"]),
+    ("minmin", ["--rounds", "2", "--train-steps", "1", "--noise-steps", "1", "--train-vision"], ["0", "1"]),
     ("poison", ["--steps", "2"], ["0", "2"]),
 ])
 def test_protection_through_the_vlm_loss_keeps_the_budget(smoke_bench: Path, tmp_path: Path, capsys, monkeypatch,
@@ -48,3 +48,4 @@ def test_protection_through_the_vlm_loss_keeps_the_budget(smoke_bench: Path, tmp
         assert 10 * np.log10(255**2 / max(np.mean((protected - clean) ** 2), 1e-12)) >= 35.0
     assert document["conditions"]["protected"]["quality"]["psnr_min"] >= 35.0
     assert "# protect-eval: images from" in out
+    assert document["settings"]["train"]["train_vision"] is (objective == "minmin")

@@ -354,6 +354,7 @@ def protect_eval(
     epochs: Optional[float] = typer.Option(None, help="Attacker's fine-tuning epochs (default: per benchmark preset)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Attacker's fine-tuning steps (wins over --epochs)."),
     lr: Optional[float] = LR,
+    train_vision: Optional[bool] = typer.Option(None, "--train-vision/--frozen-vision", help="The attacker also fine-tunes the vision tower, or keeps it frozen (default: as the preset's fine-tuning)."),
     blank: bool = typer.Option(True, help="Also fine-tune on blank scans: the leak left when nothing is learnt from the images."),
     protected_dir: Optional[Path] = typer.Option(None, "--protected-dir", help="Evaluate these already protected images (<scan_id>.png, e.g. from another tool) instead of protecting here."),
     overwrite: bool = typer.Option(False, help="Replace an existing, non-empty output folder."),
@@ -366,7 +367,7 @@ def protect_eval(
     with user_errors():
         names = transform_names(transforms)
         settings = {"transforms": names, "fields": tuple(field) or None, "max_patients": max_patients, "epochs": epochs, "max_steps": max_steps, "lr": lr,
-                    "protected_dir": str(protected_dir) if protected_dir is not None else None,
+                    "train_vision": train_vision, "protected_dir": str(protected_dir) if protected_dir is not None else None,
                     "step_size": parse_eps(step_size, "--step-size") if step_size is not None else None}
         cfg = ProtectEvalConfig(method=method, eps=parse_eps(eps), steps=steps, random_start=random_start, ratio=ratio,
                                 min_psnr=min_psnr or None,

@@ -89,6 +89,7 @@ class ProtectEvalConfig:
     epochs: float | None = None  # attacker's fine-tuning; None: ATTACK_TRAINING for the benchmark's preset
     max_steps: int | None = None  # wins over epochs
     lr: float | None = None
+    train_vision: bool | None = None  # the attacker also fine-tunes the vision tower; None: as the preset's fine-tuning
     protect_batch_size: int = 16
     eval_batch_size: int = 64
     max_new_tokens: int = 24
@@ -134,7 +135,9 @@ class ProtectEvalConfig:
         attack = ATTACK_TRAINING.get(preset, ATTACK_TRAINING["standard"])
         epochs = self.epochs if self.epochs is not None else attack["epochs"]
         steps = self.max_steps if self.max_steps is not None else None if self.epochs is not None else attack["max_steps"]
-        return replace(base, epochs=float(epochs), max_steps=steps, lr=self.lr or base.lr, seed=self.seed, save_every=0)
+        vision = base.train_vision if self.train_vision is None else self.train_vision
+        return replace(base, epochs=float(epochs), max_steps=steps, lr=self.lr or base.lr, seed=self.seed, save_every=0,
+                       train_vision=vision)
 
 
 @dataclass
@@ -526,6 +529,7 @@ def markdown_table(document: dict) -> str:
     s, n, summary = document["settings"], document["items"], document["summary"]
     train = s["train"]
     length = f"{train['max_steps']} steps" if train["max_steps"] else f"{train['epochs']:g} epochs"
+    length += ", vision tower trained too" if train.get("train_vision") else ", vision tower frozen"
     given = s.get("protected_dir")
     what = (f"images from `{given}`" if given else
             f"{s['method']}, eps {_eps_text(s['eps'])} ({s['eps_pixels']} grey levels), {s['steps']} steps")
