@@ -6,7 +6,10 @@ For each setting, protects the holdout patients' training scans against the run'
 the mean PSNR, the cosine between each protected scan's projected features (mean over image tokens, what
 `medforget protect` optimises) and its clean scan's, and identity retrieval: the share of clean *test* scans
 whose nearest training scan by those features belongs to the same patient, with clean and with protected
-training scans. A protection that hides identity from the encoder would bring the latter toward chance.
+training scans. A protection that hides identity from the encoder would bring the latter toward chance. The
+first two rows are the reference: PSNR and cosine between a patient's test scan and the same patient's training
+scans (other acquisitions: the variation that fine-tuning on the training scans already generalises across),
+and between a test scan and other patients' training scans.
 """
 
 from __future__ import annotations
@@ -62,6 +65,13 @@ def main() -> None:
     print(f"{len(train)} training and {len(test)} test scans of {len({s['patient_id'] for s in scans})} holdout patients; "
           f"encoder {args.encoder}; chance of retrieving the right patient {1 / len({s['patient_id'] for s in scans}):.2f}")
     print(f"{'setting':<46} {'PSNR dB':>8} {'cos to clean':>13} {'same patient, clean / protected':>33}")
+    # The reference: how far a patient's other scans (what the attacker must generalise across) lie from each other.
+    test_pixels = pixels(test)
+    for label, same in (("another scan of the same patient", True), ("a scan of another patient", False)):
+        pairs = [(i, j) for i, t in enumerate(test) for j, s in enumerate(train) if (s["patient_id"] == t["patient_id"]) == same]
+        other_psnr = np.mean([psnr(test_pixels[i], clean[j]) for i, j in pairs])
+        other_cos = float(np.mean([float(test_features[i] @ clean_features[j]) for i, j in pairs]))
+        print(f"{'(none: ' + label + ')':<46} {other_psnr:>8.1f} {other_cos:>13.3f}")
     for name, options in SETTINGS.items():
         protector = Protector(encoder, eps=8 / 255, seed=0, **options)
         protected = clean.copy()
