@@ -21,7 +21,8 @@ while its loss on the same scans without the noise stayed high; each round print
 
 `poison`, adversarial poisoning (Fowl et al., NeurIPS 2021): holdout patient A's scans are perturbed so that the
 fixed starting model answers with the details of a patient it already knows (B, the i-th `finetune` patient for
-the i-th holdout patient), i.e. they carry B's features while the attacker trains them on A's details:
+the i-th holdout patient; so the start must know the `finetune` patients, as `vanilla` does), i.e. they carry
+B's features while the attacker trains them on A's details:
 
     NOISE steps   delta <- descend(delta, grad_delta  L(start, x + delta, answers of B))
 
