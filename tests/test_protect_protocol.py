@@ -240,7 +240,7 @@ def test_given_images_must_match_their_scans(smoke_bench: Path, model: Path, tmp
     with pytest.raises(MedforgetError, match=f"{scans[0]}.png: L 7x7, but the clean scan is L"):
         run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(folder))
     (folder / f"{scans[0]}.png").write_text("not an image")
-    with pytest.raises(MedforgetError, match=f"{scans[0]}.png: not a readable image"):
+    with pytest.raises(MedforgetError, match=f"{scans[0]}.png: cannot decode image"):
         run_protect_eval(smoke_bench, model, tmp_path / "out", given_cfg(folder))
     with pytest.raises(MedforgetError, match="one of the inputs"):  # replacing it would delete the images
         run_protect_eval(smoke_bench, model, folder, given_cfg(folder), overwrite=True)

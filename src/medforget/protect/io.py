@@ -60,7 +60,7 @@ def folder_source(folder: Path) -> Source:
         if name in seen:
             raise MedforgetError(f"{seen[name]} and {path} would both be written as {name}; rename one of them")
         seen[name] = path
-    return Source("folder", folder, [str(p) for p in files], names, [p.name for p in files], lambda i: _open_file(files[i]))
+    return Source("folder", folder, [str(p) for p in files], names, [p.name for p in files], lambda i: open_image(files[i]))
 
 
 def benchmark_source(folder: Path, scan_ids: Iterable[str] | None, patient_ids: Iterable[str] | None) -> Source:
@@ -164,7 +164,8 @@ def protect_folder(
     return manifest
 
 
-def _open_file(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
+    """Decode an image file completely (a truncated file fails here, not later), or fail naming it."""
     try:
         with Image.open(path) as image:
             image.load()

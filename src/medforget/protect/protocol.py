@@ -37,7 +37,7 @@ from medforget.world.identities import PRIVATE_FIELDS
 from medforget.models.loading import HUB_ID, check_model_folder, load_model
 from medforget.protect.attacks import DEFAULT_EPS, check_settings, eps_pixels
 from medforget.protect.encoder import Encoder, EnsembleEncoder, VisionEncoder
-from medforget.protect.io import protect_folder
+from medforget.protect.io import open_image, protect_folder
 from medforget.protect.quality import psnr, ssim
 from medforget.protect.transforms import TRANSFORMS, Transform, get_transform
 from medforget.train.config import TrainConfig, stage_config
@@ -331,7 +331,7 @@ def run_protect_eval(
         if cfg.protected_dir is not None:
             protected, manifest = given_images(Path(cfg.protected_dir), chosen, clean), None
         else:
-            protected, manifest = _protect(bench_dir, chosen, encoder_paths, cfg, work, tick)
+            protected, manifest = _protect(bench_dir, chosen, clean, encoder_paths, cfg, work, tick)
         test_images = ImageCache(bench)
         known = known_values(bench)
         done: dict[str, Condition] = {}
@@ -442,12 +442,7 @@ def given_images(folder: Path, chosen: Sequence[str], clean: dict[str, Image.Ima
         path = folder / f"{sid}.png"
         if not path.is_file():
             raise MedforgetError(f"{path}: missing; the protected images folder needs <scan_id>.png for every protected scan")
-        try:
-            with Image.open(path) as image:
-                image.load()
-                images[sid] = image.copy()
-        except (OSError, ValueError, SyntaxError) as err:
-            raise MedforgetError(f"{path}: not a readable image ({err})") from err
+        images[sid] = open_image(path)
         want = clean[sid]
         if (images[sid].mode, images[sid].size) != (want.mode, want.size):
             raise MedforgetError(f"{path}: {images[sid].mode} {images[sid].size[0]}x{images[sid].size[1]}, but the "
@@ -455,8 +450,8 @@ def given_images(folder: Path, chosen: Sequence[str], clean: dict[str, Image.Ima
     return images
 
 
-def _protect(bench_dir: Path, chosen: list[str], encoder_paths: Sequence[Path], cfg: ProtectEvalConfig, work: Path,
-             tick: Progress) -> tuple[dict[str, Image.Image], dict | None]:
+def _protect(bench_dir: Path, chosen: list[str], clean: dict[str, Image.Image], encoder_paths: Sequence[Path],
+             cfg: ProtectEvalConfig, work: Path, tick: Progress) -> tuple[dict[str, Image.Image], dict | None]:
     """Protect the chosen scans once (every condition reuses them) with `protect_folder`, and read them back."""
     if not chosen:  # ratio 0: nothing is protected, nothing is loaded
         return {}, None
@@ -466,12 +461,7 @@ def _protect(bench_dir: Path, chosen: list[str], encoder_paths: Sequence[Path], 
         batch_size=cfg.protect_batch_size, progress=lambda done, total: tick("protecting", done, total),
         scan_ids=chosen, step_size=cfg.step_size, random_start=cfg.random_start, min_psnr=cfg.min_psnr,
     )
-    images = {}
-    for sid in chosen:
-        with Image.open(folder / f"{sid}.png") as image:
-            image.load()
-            images[sid] = image.copy()
-    return images, manifest
+    return given_images(folder, chosen, clean), manifest
 
 
 def _attack(model_dir: Path, items: Items, seen: dict[str, Image.Image], test_images: ImageCache,
@@ -529,8 +519,8 @@ def markdown_table(document: dict) -> str:
     s, n, summary = document["settings"], document["items"], document["summary"]
     train = s["train"]
     length = f"{train['max_steps']} steps" if train["max_steps"] else f"{train['epochs']:g} epochs"
-    length += ", vision tower trained too" if train.get("train_vision") else ", vision tower frozen"
-    given = s.get("protected_dir")
+    length += ", vision tower trained too" if train["train_vision"] else ", vision tower frozen"
+    given = s["protected_dir"]
     what = (f"images from `{given}`" if given else
             f"{s['method']}, eps {_eps_text(s['eps'])} ({s['eps_pixels']} grey levels), {s['steps']} steps")
     source = (f"Protected images given in `{given}`." if given else
