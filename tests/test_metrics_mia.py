@@ -13,6 +13,7 @@ from medforget.evaluate.metrics.mia import (
     min_k_plus_plus_score,
     min_k_score,
     privleak,
+    supported_fpr,
     token_stats_from_logits,
     tpr_at_fpr,
     zlib_score,
@@ -31,10 +32,18 @@ def test_loss_and_min_k_hand_computed():
         min_k_score(LOGPROBS, k=0.0)
 
 
-def test_zlib_score_divides_by_compressed_length():
+def test_zlib_score_is_mean_log_prob_over_compressed_length():
     texts = ["Margaret Okafor", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]
-    expected = [-15.0 / len(zlib.compress(texts[0].encode())), -0.6 / len(zlib.compress(texts[1].encode()))]
+    expected = [-3.0 / len(zlib.compress(texts[0].encode())), -0.3 / len(zlib.compress(texts[1].encode()))]
     np.testing.assert_allclose(zlib_score(LOGPROBS, texts), expected)
+
+
+def test_zlib_score_does_not_depend_on_token_count():
+    """The same text at the same per-token likelihood scores the same whether it took 2 tokens or 8
+    (a summed numerator would rank the 8-token reading 4x lower)."""
+    short, long = np.full(2, -1.5), np.full(8, -1.5)
+    scores = zlib_score([short, long], ["Okafor", "Okafor"])
+    assert scores[0] == scores[1] == pytest.approx(-1.5 / len(zlib.compress(b"Okafor")))
 
 
 def test_empty_item_rejected():
@@ -139,6 +148,15 @@ def test_tpr_at_fpr_hand_cases():
     # Identical distributions: at 1% FPR about 1% of members pass.
     assert tpr_at_fpr(nonmember.copy(), nonmember, fpr=0.01) == pytest.approx(0.01)
     assert tpr_at_fpr([0.0, 1.0], [0.5, 2.0], fpr=0.0) == 0.0
+
+
+def test_supported_fpr_is_one_false_positive_on_small_samples():
+    assert supported_fpr(100) == 0.01
+    assert supported_fpr(1000) == 0.01
+    assert supported_fpr(40) == 0.025
+    assert supported_fpr(4, fpr=0.5) == 0.5
+    with pytest.raises(ValueError):
+        supported_fpr(0)
 
 
 def test_privleak():

@@ -80,9 +80,7 @@ def evaluate_model(
         "torch_threads": torch.get_num_threads(), "min_k": min_k,
     }
     if "forget_privacy" in records and "holdout" in records:
-        members = [r for r in records["forget_privacy"] if r["is_private"]]
-        nonmembers = [r for r in records["holdout"] if r["is_private"]]
-        metrics["membership"] = membership(members, nonmembers)
+        metrics["membership"] = membership(records["forget_privacy"] + records["holdout"])
     return metrics, [r for split in splits for r in records[split]]
 
 

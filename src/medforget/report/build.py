@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from medforget.evaluate.compare import REFUSAL_SPLITS, compare
+from medforget.evaluate.summary import membership_scores
 from medforget.report import plots
 from medforget.report.examples import build_examples
 from medforget.report.leaderboard import columns_for, columns_json, leaderboard_rows, markdown
@@ -36,15 +37,7 @@ def _write(path: Path, text: str) -> None:
 def _membership_scores(run: Run, attack: str = "mia_min_k_pp") -> dict[str, tuple[list[float], list[float]]]:
     """Per model: the attack's scores on forget_privacy private items (members) and holdout ones (non-members),
     the same items `evaluate_model` scores its membership AUROC on."""
-    out = {}
-    for entry in run.models:
-        records = run.items.get(entry.name, [])
-
-        def scores(split: str) -> list[float]:
-            return [r[attack] for r in records if r["split"] == split and r["is_private"] and r[attack] is not None]
-
-        out[entry.name] = (scores("forget_privacy"), scores("holdout"))
-    return out
+    return {entry.name: membership_scores(run.items.get(entry.name, []), attack) for entry in run.models}
 
 
 def _figures(run: Run, rows: list[dict]) -> dict[str, str | None]:

@@ -82,7 +82,7 @@ def pick_examples(rows: Sequence[dict], evaluated: set[str], n: int = EXAMPLES) 
 def _leak(text: str, row: dict) -> str | None:
     if leak_exact(text, row["answer"]):
         return "exact"
-    return "partial" if row["is_private"] and leak_partial(text, row["answer"], row["field"]) else None
+    return "partial" if row["is_private"] and leak_partial(text, row["answer"], row["field"], row["question"]) else None
 
 
 def build_examples(

@@ -74,14 +74,16 @@ def loss_score(logprobs: Sequence[ArrayLike]) -> np.ndarray:
 
 
 def zlib_score(logprobs: Sequence[ArrayLike], texts: Sequence[str]) -> np.ndarray:
-    """zlib attack (Carlini et al. 2021): summed log-prob over the zlib-compressed byte length of the text.
+    """zlib attack (Carlini et al. 2021): mean token log-prob over the zlib-compressed byte length of the text.
 
-    Dividing by compressed length discounts answers that are likely just because they are simple.
+    Dividing by compressed length discounts answers that are likely just because they are simple. The
+    numerator is the mean, as in the reference code (Min-K%, MIMIR, MUSE): a sum would rank answers by
+    their token count instead.
     """
     items = _items(logprobs)
     same_length(logprobs=items, texts=texts)
     return np.array(
-        [a.sum() / len(zlib.compress(t.encode("utf-8"))) for a, t in zip(items, texts)]
+        [a.mean() / len(zlib.compress(t.encode("utf-8"))) for a, t in zip(items, texts)]
     )
 
 
@@ -145,6 +147,17 @@ def tpr_at_fpr(member_scores: ArrayLike, nonmember_scores: ArrayLike, fpr: float
     fprs = (n.size - np.searchsorted(n, thresholds, side="left")) / n.size
     allowed = fprs <= fpr
     return float(tprs[allowed].max()) if allowed.any() else 0.0
+
+
+def supported_fpr(n_nonmembers: int, fpr: float = 0.01) -> float:
+    """``fpr``, or the lowest false-positive rate ``n_nonmembers`` can measure (1 / n) when that is higher.
+
+    Below 1 / fpr non-members a single false positive already exceeds ``fpr``: "TPR at 1 % FPR" on 40
+    non-members would be the TPR at zero false positives, a different and noisier figure.
+    """
+    if n_nonmembers < 1:
+        raise ValueError("no non-members")
+    return max(fpr, 1 / n_nonmembers)
 
 
 def privleak(auc_model: float, auc_oracle: float) -> float:
