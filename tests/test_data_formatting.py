@@ -16,6 +16,7 @@ from medforget.data.formatting import (
     Example,
     FormattingError,
     answer_text,
+    answer_token_ids,
     format_example,
     user_text,
 )
@@ -73,6 +74,14 @@ def test_training_example_masks_everything_but_the_answer(processor: ProcessorMi
     # grayscale scans become three identical channels
     pixels = example.vision["pixel_values"][0]
     assert torch.equal(pixels[0], pixels[1]) and torch.equal(pixels[1], pixels[2])
+
+
+def test_answer_token_ids_with_and_without_the_end_of_turn(processor: ProcessorMixin) -> None:
+    labels = format_example(processor, CLOZE, scans(1)).tokens["labels"]
+    labelled = labels[labels != IGNORE_INDEX].tolist()
+    assert answer_token_ids(processor, CLOZE, 1) == labelled
+    own = answer_token_ids(processor, CLOZE, 1, end_of_turn=False)
+    assert own == labelled[:-1] and processor.tokenizer.decode(own) == "4 July 1950"
 
 
 def test_prompt_only_is_the_prefix_ending_with_the_generation_prompt(processor: ProcessorMixin) -> None:

@@ -75,8 +75,10 @@ def test_answer_token_stats_match_a_full_softmax(trained):
         with torch.no_grad():
             logits = model(**inputs).logits[0, :-1]
         labels = ex.tokens["labels"][1:]
-        keep = labels != -100
+        keep = (labels != -100).nonzero().squeeze(1)[:-1]  # the answer's tokens, not the end of turn after them
+        assert processor.tokenizer.decode(labels[keep]) == row["answer"]
         direct = token_stats_from_logits(logits[keep], labels[keep])
+        assert len(st.logprobs) == len(keep)
         assert st.logprobs == pytest.approx(direct.logprobs.tolist(), abs=1e-4)
         assert st.mu == pytest.approx(direct.mu.tolist(), abs=1e-4)
         assert st.sigma == pytest.approx(direct.sigma.tolist(), abs=1e-4)

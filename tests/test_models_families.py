@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from medforget.data.collate import collate, pad_token_id
-from medforget.data.formatting import IGNORE_INDEX, answer_text, format_example
+from medforget.data.formatting import IGNORE_INDEX, answer_text, answer_token_ids, format_example
 from medforget.models.lora import LoraSettings, apply_lora
 from medforget.models.loss import answer_token_counts, answer_token_loss
 from medforget.models.tiny import build_tiny_model, train_tokenizer
@@ -175,6 +175,18 @@ def test_labels_keep_only_answer_and_end_of_turn(family: Family) -> None:
         first = int(scored.nonzero().min())
         assert scored[first : last + 1].all() and not scored[last + 1 :].any()
     assert (inputs["labels"][inputs["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+def test_answer_own_tokens_open_the_labels_and_leave_the_end_of_turn(family: Family) -> None:
+    """What membership attacks read: the labelled tokens up to, not including, the template's end of turn."""
+    inputs = batch(family)
+    tokenizer = family.processor.tokenizer
+    for row, labels in zip(ROWS, inputs["labels"]):
+        labelled = labels[labels != IGNORE_INDEX].tolist()
+        own = answer_token_ids(family.processor, row, len(row["scan_ids"]), end_of_turn=False)
+        assert labelled[:len(own)] == own and len(own) < len(labelled)
+        assert tokenizer.decode(own).strip() == answer_text(row)
+        assert tokenizer.decode(labelled[len(own):]).strip() == family.end_of_turn
 
 
 def test_answer_token_loss_matches_model_loss(family: Family) -> None:

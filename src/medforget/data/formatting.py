@@ -107,20 +107,27 @@ def format_example(
     return Example(tokens=tokens, vision=vision)
 
 
-def answer_token_ids(processor: ProcessorMixin, row: Mapping[str, Any], n_images: int) -> list[int]:
-    """The tokens ``format_example`` labels for ``row`` (answer and end of turn), from the text alone.
+def answer_token_ids(
+    processor: ProcessorMixin, row: Mapping[str, Any], n_images: int, *, end_of_turn: bool = True,
+) -> list[int]:
+    """The tokens ``format_example`` labels for ``row`` (answer and end of turn), from the text alone;
+    without ``end_of_turn``, the answer's own tokens only (what membership attacks read).
 
     The prompt's tokens are a prefix of prompt+answer (``format_example`` checks it), so what follows them
     does not depend on the images: tokenising the two chat texts without running the image processor
     gives the same suffix. (Scoring four options of one question then formats its images once.)"""
-    return shared_prompt_answer_ids(processor, [row], n_images)[0]
+    return shared_prompt_answer_ids(processor, [row], n_images, end_of_turn=end_of_turn)[0]
 
 
-def shared_prompt_answer_ids(processor: ProcessorMixin, rows: Sequence[Mapping[str, Any]], n_images: int) -> list[list[int]]:
+def shared_prompt_answer_ids(
+    processor: ProcessorMixin, rows: Sequence[Mapping[str, Any]], n_images: int, *, end_of_turn: bool = True,
+) -> list[list[int]]:
     """``answer_token_ids`` of rows that differ only in their answer (the options of one question): the
     prompt is templated and tokenised once, the answers in one tokenizer call."""
     prompt = processor.apply_chat_template(conversation(rows[0], n_images, False), add_generation_prompt=True)
     fulls = [processor.apply_chat_template(conversation(row, n_images, True)).rstrip() for row in rows]
+    if not end_of_turn:
+        fulls = [_through_answer(full, prompt, row) for full, row in zip(fulls, rows)]
     tokenizer, bos = processor.tokenizer, processor.tokenizer.bos_token
     add_special_tokens = not (bos and prompt.startswith(bos))
     head = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
@@ -130,6 +137,15 @@ def shared_prompt_answer_ids(processor: ProcessorMixin, rows: Sequence[Mapping[s
             raise FormattingError(f"row {row['id']}: the answer does not follow the prompt on a token boundary")
         out.append(whole[len(head):])
     return out
+
+
+def _through_answer(full: str, prompt: str, row: Mapping[str, Any]) -> str:
+    """The templated conversation cut right after the answer text, before the template's end of turn."""
+    answer = answer_text(row)
+    start = full.find(answer, len(prompt))
+    if start < 0:
+        raise FormattingError(f"row {row['id']}: the chat template does not write the answer verbatim")
+    return full[: start + len(answer)]
 
 
 def _encode(

@@ -19,7 +19,9 @@ from peft import PeftModel
 from transformers import PreTrainedModel, ProcessorMixin
 
 from medforget.data.collate import collate, pad_token_id
-from medforget.data.formatting import IGNORE_INDEX, Example, answer_token_ids, format_example, shared_prompt_answer_ids
+from medforget.data.formatting import (
+    IGNORE_INDEX, Example, FormattingError, answer_token_ids, format_example, shared_prompt_answer_ids,
+)
 from medforget.evaluate.metrics.mia import token_stats_from_logits
 from medforget.models.loss import answer_logits, answer_token_counts, answer_token_loss, output_logits
 from medforget.world.storage import ImageCache
@@ -168,7 +170,9 @@ def answer_token_stats(
     batch_size: int = 64, progress: Progress | None = None,
 ) -> list[AnswerTokens]:
     """Log-probability of each token of each row's reference answer, with the mean and spread of log p
-    under the model's own next-token distribution (Min-K%++ needs both), in batched forward passes."""
+    under the model's own next-token distribution (Min-K%++ needs both), in batched forward passes.
+    Only the answer's own tokens count: the end-of-turn token the template appends follows every answer
+    alike, so it would only dilute the attacks' scores."""
     pad, device = pad_token_id(processor), _device(model)
     out: list[AnswerTokens] = []
     for start in range(0, len(rows), batch_size):
@@ -176,10 +180,13 @@ def answer_token_stats(
         batch = collate([format_example(processor, r, images(r)) for r in chunk], pad_token_id=pad)
         logits, sample, _, targets = answer_logits(model, {k: v.to(device) for k, v in batch.items()})
         stats = token_stats_from_logits(logits, targets)
-        sample = sample.cpu()
-        for i in range(len(chunk)):
+        sample, targets = sample.cpu(), targets.cpu()
+        for i, row in enumerate(chunk):
             sel = sample == i
-            out.append(AnswerTokens(*(t.cpu()[sel].tolist() for t in stats)))
+            own = answer_token_ids(processor, row, len(row["scan_ids"]), end_of_turn=False)
+            if targets[sel][:len(own)].tolist() != own:
+                raise FormattingError(f"row {row['id']}: the answer's tokens do not open its labelled tokens")
+            out.append(AnswerTokens(*(t.cpu()[sel][:len(own)].tolist() for t in stats)))
         if progress:
             progress(len(chunk))
     return out
