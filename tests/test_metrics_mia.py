@@ -81,6 +81,35 @@ def test_min_k_plus_plus_matches_full_softmax(k):
     np.testing.assert_allclose(scores, expected, rtol=1e-9)
 
 
+def _full_softmax_stats(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log p(target), mean and sd of log p under p, in float64 over the entries of non-zero probability."""
+    finite = np.isfinite(logits)
+    shifted = np.where(finite, logits - logits.max(-1, keepdims=True), -np.inf)
+    logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    p = np.exp(logp)
+    safe = np.where(finite, logp, 0.0)
+    mu = (p * safe).sum(-1)
+    sd = np.sqrt((p * (safe - mu[..., None]) ** 2).sum(-1))
+    return np.take_along_axis(logp, targets[..., None], -1)[..., 0], mu, sd
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_token_stats_equal_a_full_softmax(dtype):
+    """Values, not only signs: mu and sigma against a float64 softmax over the whole vocabulary (of the
+    same, possibly bf16-rounded, logits), with a masked part of the vocabulary in one item."""
+    gen = torch.Generator().manual_seed(3)
+    logits = (torch.randn(2, 6, 40, generator=gen, dtype=torch.float64) * 4).to(dtype)
+    logits[1, :, 30:] = float("-inf")
+    targets = torch.randint(0, 30, (2, 6), generator=gen)
+    stats = token_stats_from_logits(logits, targets)
+    logp, mu, sd = _full_softmax_stats(logits.double().numpy(), targets.numpy())
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(stats.logprobs.double().numpy(), logp, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(stats.mu.double().numpy(), mu, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(stats.sigma.double().numpy(), sd, rtol=tolerance, atol=tolerance)
+    assert sd.min() > 0.1  # spread-out distributions: a sigma of 0 would not pass
+
+
 def test_token_stats_batched_float32_and_masked_vocabulary():
     logits = torch.randn(2, 4, 10, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
     logits[..., 5:] = float("-inf")  # a masked half of the vocabulary
