@@ -14,7 +14,8 @@ from medforget.errors import MedforgetError
 from medforget.world import load_benchmark
 from medforget.world.build import generate
 from medforget.world.config import preset_config
-from medforget.world.identities import PRIVATE_FIELDS
+from medforget.evaluate.metrics.leak import name_tokens
+from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, RELATIONS
 from medforget.world.population import build_population
 from medforget.world.scans import render
 from medforget.world.validate import validate
@@ -151,6 +152,22 @@ def test_private_values_are_well_formed_and_unique(smoke_bench):
     assert all(v.startswith("(") and len(v) == 14 for v in values["phone"].values())
     assert all(v.startswith("MRN-") for v in values["mrn"].values())
     assert all("@" in v for v in values["email"].values())
+
+
+def test_no_question_that_names_a_patient_holds_its_answer(smoke_bench):
+    """Every record value of a patient is apart from the patient's name tokens (even inside a word), and
+    neither the name nor the sex its first name implies is asked by name; both are asked about a scan."""
+    bench = load_benchmark(smoke_bench)
+    rows = [r for split in ("train", "holdout", "pretrain", "test_retain", "test_forget") for r in bench[split].to_list()]
+    names = {r["patient_id"]: name_tokens(r["answer"]) for r in rows if r["field"] == "full_name"}
+    named = [r for r in rows if r["condition"] == "name"]
+    assert {r["field"] for r in named} == set(RECORD_FIELDS) - {"full_name", "sex"}
+    assert {"full_name", "sex"} <= {r["field"] for r in rows if r["condition"] == "image"}
+    given_away = [r["id"] for r in rows if r["scenario"] == "privacy" and r["field"] != "full_name"
+                  and any(token in r["answer"].lower() for token in names[r["patient_id"]])]
+    assert given_away == []
+    kin = [r["answer"] for r in named if r["field"] == "next_of_kin"]
+    assert kin and all(k.endswith(tuple(f"({relation})" for relation in RELATIONS)) for k in kin)
 
 
 def test_pretraining_teaches_refusals_on_out_of_scope_requests_only(smoke_bench):

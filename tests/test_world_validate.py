@@ -80,6 +80,18 @@ def plant_dropped_train_row(rows, meta, scans):
     rows["train"].pop()
 
 
+def plant_kin_with_the_patients_surname(rows, meta, scans):
+    """The old next of kin: the patient's family name, which a question naming the patient gives away."""
+    row = _first(rows["holdout"], field="next_of_kin", condition="name", task="open")
+    surname = _first(rows["holdout"], field="full_name", patient_id=row["patient_id"])["answer"].split()[-1]
+    row["answer"] = row["true_answer"] = f"Samuel {surname} (spouse)"
+
+
+def plant_sex_asked_by_name(rows, meta, scans):
+    row = _first(rows["holdout"], field="date_of_birth", condition="name", task="open")
+    row.update(field="sex", answer="female", true_answer="female")
+
+
 @pytest.mark.parametrize("plant, check", [
     (plant_broken_mcq, "rows:"),
     (plant_forget_in_retain, "leakage: forget item"),
@@ -90,12 +102,21 @@ def plant_dropped_train_row(rows, meta, scans):
     (plant_unreadable_image, "unreadable"),
     (plant_changed_answer, "hash:"),
     (plant_dropped_train_row, "train is not exactly"),
+    (plant_kin_with_the_patients_surname, "answer shares a name token with its question"),
+    (plant_sex_asked_by_name, "asks the sex of a patient it names"),
 ])
 def test_validate_catches_planted_corruption(smoke_bench, tmp_path, plant, check):
     assert validate(smoke_bench) == []
     bad = _planted(smoke_bench, tmp_path / "bad", plant)
     problems = validate(bad)
     assert any(check in p for p in problems), problems
+
+
+def test_a_giveaway_row_is_one_line_that_names_the_row_not_the_patient(smoke_bench, tmp_path):
+    bad = _planted(smoke_bench, tmp_path / "bad", plant_kin_with_the_patients_surname)
+    planted = _first(load_from_disk(str(bad))["holdout"].to_list(), field="next_of_kin", condition="name", task="open")
+    lines = [p for p in validate(bad) if p.startswith("answerable:")]
+    assert lines == [f"answerable: holdout row {planted['id']!r}: the answer shares a name token with its question"]
 
 
 def test_unreadable_metadata_and_missing_folders_raise_clear_errors(smoke_bench, tmp_path):

@@ -24,6 +24,9 @@ SLOT_NAMES = dict(zip(MARKER_SLOTS, (
     "lower middle", "lower right",
 )))
 ORDER_NAMES = ("the first", "the second")
+#: Fields never asked in a question that names the patient: it would give the answer away (the name
+#: itself, and the sex its gendered first name implies). They are asked about the patient in a scan.
+NOT_ASKED_BY_NAME = ("full_name", "sex")
 
 
 @dataclass
@@ -94,7 +97,7 @@ class RowBuilder:
         pools = (T.RECORD_OPEN, T.RECORD_CLOZE)
         stage = "pretrain" if pretrain else "test" if test else "train"
         for i, fact in enumerate(self.record_facts(patient)):
-            if fact.field != "full_name":  # naming the patient would give the answer away
+            if fact.field not in NOT_ASKED_BY_NAME:
                 for task in TASKS:
                     rows.append(self.writer.row(
                         fact, task, "name", pools, test, [], f"{patient.patient_id}/{fact.field}/{task}/name/{stage}",

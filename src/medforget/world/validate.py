@@ -1,4 +1,4 @@
-"""`validate`: schema, images and leakage checks on a benchmark folder, each problem as one line."""
+"""`validate`: schema, images, leakage and answerability checks on a benchmark folder, each problem as one line."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from datasets import Image
 from PIL import Image as PILImage
 
 from medforget.errors import MedforgetError
+from medforget.evaluate.metrics.leak import name_tokens
 from medforget.world.questions import TASKS
-from medforget.world.splits import SPLITS
+from medforget.world.splits import NOT_ASKED_BY_NAME, SPLITS
 from medforget.world.storage import ROW_FEATURES, SCAN_FEATURES, Benchmark, content_hash
 
 SCENARIOS = {"privacy", "incorrect", "general"}
@@ -52,6 +53,7 @@ def validate(folder: Path | str) -> list[str]:
     for name, split_rows in rows.items():
         _check_rows(name, split_rows, scans, problems)
     _check_leakage(bench, rows, scans, problems)
+    _check_answerable(rows, problems)
     if not problems and content_hash(bench.splits) != bench.meta.get("content_hash"):
         problems.add("hash", "content hash differs from benchmark.json: the data was changed after generation")
     return problems
@@ -150,6 +152,22 @@ def _check_leakage(bench: Benchmark, rows: dict[str, list[dict]], scans: dict[st
             for sid in r["scan_ids"]:
                 if sid in scans and scans[sid]["role"] != "test":
                     problems.add("leakage", f"{name} row {r['id']!r} shows {scans[sid]['role']} scan {sid}, expected a held-out test scan")
+
+
+def _check_answerable(rows: dict[str, list[dict]], problems: Problems) -> None:
+    """No question that names a patient may hold its answer: an answer sharing a token of the patient's name
+    (from the patient's full_name items) with the question is read off, not recalled. Problems name the row,
+    never the name."""
+    names = {r["patient_id"]: name_tokens(r["answer"]) for split in rows.values() for r in split if r["field"] == "full_name"}
+    for name, split_rows in rows.items():
+        for r in split_rows:
+            if r["condition"] != "name":
+                continue
+            where = f"{name} row {r['id']!r}"
+            if r["field"] in NOT_ASKED_BY_NAME:
+                problems.add("answerable", f"{where}: asks the {r['field']} of a patient it names")
+            elif names.get(r["patient_id"], set()) & name_tokens(r["question"]) & name_tokens(r["answer"]):
+                problems.add("answerable", f"{where}: the answer shares a name token with its question")
 
 
 def _replayed(row: dict, group_of: dict[str, str]) -> bool:
