@@ -159,11 +159,11 @@ def _check_answerable(rows: dict[str, list[dict]], problems: Problems) -> None:
     (from the patient's full_name items) with the question is read off, not recalled. Problems name the row,
     never the name."""
     names = {r["patient_id"]: name_tokens(r["answer"]) for split in rows.values() for r in split if r["field"] == "full_name"}
-    for name, split_rows in rows.items():
+    for split_name, split_rows in rows.items():
         for r in split_rows:
             if r["condition"] != "name":
                 continue
-            where = f"{name} row {r['id']!r}"
+            where = f"{split_name} row {r['id']!r}"
             if r["field"] in NOT_ASKED_BY_NAME:
                 problems.add("answerable", f"{where}: asks the {r['field']} of a patient it names")
             elif names.get(r["patient_id"], set()) & name_tokens(r["question"]) & name_tokens(r["answer"]):
