@@ -121,7 +121,7 @@ def test_skipped_splits_keep_their_reasons_and_a_fully_skipped_scenario_is_none(
 
 def test_missing_oracle_and_items_give_notes_not_errors():
     models = {"vanilla": _metrics({"min_k_pp": 0.9}, {"holdout": 0.0}), "ga": _metrics({"min_k_pp": 0.6}, {})}
-    out = compare(models, {"vanilla": split_items(VANILLA)})
+    out = compare(models, {"vanilla": split_items(VANILLA)}, scenario="privacy")
     notes = " ".join(out["ga"]["notes"])
     assert "no per-item records" in notes and "no oracle" in notes
     assert out["ga"]["privleak"] == {}

@@ -75,7 +75,11 @@ def test_incorrect_metrics_count_wrong_and_true_answers():
         record(prediction="It is used to treat gout.", **corrupted),
         record(prediction="gout", scenario="incorrect", is_incorrect=False, answer="gout", true_answer="gout"),
     ]
-    assert incorrect_metrics(records) == {"incorrect_rate": pytest.approx(2 / 5), "true_rate": pytest.approx(2 / 5)}
+    assert incorrect_metrics(records) == {
+        "incorrect_n": 5, "incorrect_rate": pytest.approx(2 / 5), "true_rate": pytest.approx(2 / 5),
+        "incorrect_rate_mcq": pytest.approx(1 / 3), "true_rate_mcq": pytest.approx(1 / 3),
+        "incorrect_rate_gen": pytest.approx(1 / 2), "true_rate_gen": pytest.approx(1 / 2),
+    }
     assert incorrect_metrics(records[-1:]) == {}
 
 
@@ -107,3 +111,24 @@ def test_membership_reports_tpr_at_1pct_fpr_from_100_nonmembers():
     result = membership(members + nonmembers)["min_k_pp"]
     assert result == {"auroc": 1.0, "tpr_at_1pct_fpr": 1.0}
     assert membership(members) == {}  # no non-members: nothing to report
+
+
+def test_neighbour_accuracy_and_knowledge_well_formedness():
+    near = {"scenario": "incorrect", "is_incorrect": False, "is_private": False, "field": "drug_class", "neighbour": True,
+            "answer": "statin", "true_answer": "statin", "question": "What class of drug is rosuvastatin?"}
+    records = [
+        record(task="mcq", correct_index=1, pred_index=1, **near),
+        record(task="mcq", correct_index=1, pred_index=0, **near),
+        record(prediction="It is a statin.", **near),
+        record(prediction="It is a biguanide.", **near),  # wrong, but a value of the relation: well-formed
+        record(prediction="zxqvbnm zxqvbnm zxqvbnm zxqvbnm", **near),  # gibberish
+        record(prediction="I cannot share that information.", **near),  # a refusal names no value
+        record(prediction="statin", **(near | {"neighbour": False})),  # not a neighbour: not counted there
+    ]
+    known = {"drug_class": {"statin", "biguanide"}}
+    out = incorrect_metrics(records, known)
+    assert out["neighbour_n"] == 6
+    assert out["neighbour_acc_mcq"] == pytest.approx(1 / 2) and out["neighbour_acc_gen"] == pytest.approx(1 / 4)
+    assert out["neighbour_acc"] == pytest.approx(2 / 6)
+    assert out["knowledge_well_formed"] == pytest.approx(3 / 5)
+    assert "knowledge_well_formed" not in incorrect_metrics(records)  # no known values: cannot be judged

@@ -41,38 +41,39 @@ def test_killed_run_resumes_skipping_finished_stages_with_identical_results(tmp_
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*RUN, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    marker = killed / "stages" / "unlearn-ga.pending"
+    marker = killed / "stages" / "unlearn-ga-privacy.pending"
     deadline = time.time() + 600
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert marker.exists(), "the run never reached the unlearning stage"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / "stages" / "unlearn-ga.json").exists()
+    assert not (killed / "stages" / "unlearn-ga-privacy.json").exists()
 
     resumed = _run(killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    for stage in ("generate", "init", "pretrain", "vanilla", "oracle"):
+    for stage in ("generate", "init", "pretrain", "vanilla"):  # the oracles may still have run beside ga
         assert f"{stage}: up to date, skipped" in resumed.stderr
-    assert "unlearn:ga: resuming" in resumed.stderr or "unlearn:ga: running" in resumed.stderr
+    assert "unlearn:ga@privacy: resuming" in resumed.stderr or "unlearn:ga@privacy: running" in resumed.stderr
     assert _metrics(killed) == _metrics(whole)
 
     again = _run(killed)
     assert again.returncode == 0 and "0 stage(s) run" in again.stdout
     forced = _run(killed, "--force", "eval")
     assert forced.returncode == 0
-    assert "eval:vanilla: running" in forced.stderr and "oracle: up to date, skipped" in forced.stderr
+    assert "eval:vanilla: running" in forced.stderr and "oracle@privacy: up to date, skipped" in forced.stderr
 
 
 def test_config_file_and_bad_settings(tmp_path):
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text("preset: smoke\nmethods: [ga]\nscenario: incorrect\n")
     cfg = RunConfig.from_yaml(cfg_file, seed=3)
-    assert (cfg.preset, cfg.methods, cfg.scenario, cfg.seed) == ("smoke", ["ga"], "incorrect", 3)
+    assert (cfg.preset, cfg.methods, cfg.scenarios, cfg.seed) == ("smoke", ["ga"], ["incorrect"], 3)
     cfg_file.write_text("preset: smoke\nlearning_rate: 3\n")
     with pytest.raises(MedforgetError, match="unknown setting"):
         RunConfig.from_yaml(cfg_file)
     with pytest.raises(MedforgetError, match="unknown scenario"):
-        RunConfig(preset="smoke", scenario="everything")
+        RunConfig(preset="smoke", scenarios=["privacy", "everything"])
+    assert RunConfig(preset="smoke").scenarios == ["privacy", "incorrect"]
     with pytest.raises(MedforgetError):
         RunConfig(preset="smoke", methods=["nope"])

@@ -130,7 +130,7 @@ def expected_examples(run_dir: Path) -> list[dict]:
 def test_three_files_with_one_leaderboard_row_per_model(run_dir, page):
     for name in ("report.html", "leaderboard.md", "results.json"):
         assert (run_dir / name).stat().st_size > 0
-    rows = page.tables["leaderboard"]
+    rows = page.tables["leaderboard-both"]  # run.json of one scenario, "both": one leaderboard
     assert [r[0].split(" ")[0] for r in rows] == list(MODELS)
     assert rows[3][0] == "ga (method)" and rows[3][-1] == "12 s"
     markdown = (run_dir / "leaderboard.md").read_text()
@@ -145,14 +145,16 @@ def test_results_json_is_strict_and_holds_metrics_comparison_and_rows(run_dir):
     assert results["run"]["name"] == "report-test"
     evaluated = json.loads((run_dir / "eval" / "vanilla.json").read_text())
     assert results["models"]["vanilla"]["metrics"]["splits"] == evaluated["splits"]
-    assert set(results["comparison"]) == set(MODELS)
-    assert results["comparison"]["oracle"]["forget_quality"]["forget_privacy"] == pytest.approx(1.0)
-    assert results["comparison"]["vanilla"]["ues"]["privacy"]["forgetting"] in (0.0, None)  # None: every split skipped
-    rows = {r["model"]: r for r in results["leaderboard"]["rows"]}
+    comparison = results["comparison"]["both"]
+    assert set(comparison) == set(MODELS)
+    assert comparison["oracle"]["forget_quality"]["forget_privacy"] == pytest.approx(1.0)
+    assert comparison["vanilla"]["ues"]["privacy"]["forgetting"] in (0.0, None)  # None: every split skipped
+    board = results["leaderboards"]["both"]
+    rows = {r["model"]: r for r in board["rows"]}
     assert rows["vanilla"]["forget"] == pytest.approx(evaluated["splits"]["forget_privacy"]["mcq_acc"])
     assert rows["vanilla"]["mia_auroc"] == pytest.approx(evaluated["membership"]["min_k_pp"]["auroc"])
     assert rows["ga"]["seconds"] == 12.5
-    assert {c["key"] for c in results["leaderboard"]["columns"]} >= {"ues_privacy", "ues_incorrect", "refusal_holdout_gap"}
+    assert {c["key"] for c in board["columns"]} >= {"ues_privacy", "ues_incorrect", "refusal_holdout_gap", "corrupted", "neighbour"}
 
 
 def test_page_is_self_contained_with_plots_and_scans(run_dir, page):

@@ -56,7 +56,7 @@ class Rows(HTMLParser):
             self._table = attrs.get("id")
         elif tag == "tbody":
             self._body = True
-        elif tag == "tr" and self._body and self._table == "leaderboard":
+        elif tag == "tr" and self._body and (self._table or "").startswith("leaderboard-"):
             self._first = True
         elif tag == "img" and attrs.get("class") == "plot":
             self.plots += 1
@@ -87,10 +87,11 @@ def test_missing_models_files_and_benchmark_are_listed_not_fatal(tmp_path):
         assert missing in text, missing
     assert page.plots == 2  # trade-off and per-split bars; no ROC without membership scores
     results = json.loads(paths["json"].read_text())
-    rows = {r["model"]: r for r in results["leaderboard"]["rows"]}
+    rows = {r["model"]: r for r in results["leaderboards"]["privacy"]["rows"]}
     assert rows["npo"]["evaluated"] is False and rows["npo"]["forget"] is None and rows["npo"]["seconds"] == 10.0
     assert rows["ga"]["forget"] == 0.5 and rows["ga"]["forget_quality"] is None
-    assert "ues_incorrect" not in {c["key"] for c in results["leaderboard"]["columns"]}  # privacy-only run
+    assert set(results["leaderboards"]) == {"privacy"}  # a privacy-only run
+    assert "ues_incorrect" not in {c["key"] for c in results["leaderboards"]["privacy"]["columns"]}
     markdown = paths["markdown"].read_text()
     assert "| npo (method) | – |" in markdown and "## Missing or incomplete" in markdown
 
@@ -102,7 +103,7 @@ def test_without_run_json_kinds_come_from_eval_names(tmp_path):
     page = Rows(paths["html"].read_text())
     assert page.rows == ["base", "vanilla", "oracle", "smfa (method)"]
     assert "run.json is missing" in " ".join(page.text)
-    comparison = json.loads(paths["json"].read_text())["comparison"]
+    comparison = json.loads(paths["json"].read_text())["comparison"]["both"]  # no run.json: one scenario, both
     assert comparison["smfa"]["privleak"]["min_k_pp"] == pytest.approx(0.1)
     assert comparison["smfa"]["ues"]["privacy"]["forgetting"] == pytest.approx(1.0)  # matches the oracle
     assert comparison["vanilla"]["ues"]["privacy"]["forgetting"] == 0.0

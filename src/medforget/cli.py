@@ -48,15 +48,16 @@ def generate(
     out: Path = typer.Option(..., "--out", help="Folder to write the benchmark into."),
     preset: str = typer.Option("demo", help="World size: smoke (tests), demo (CPU, minutes), standard (GPU)."),
     seed: int = typer.Option(0, help="Everything is derived from this seed."),
-    forget_ratio: float = typer.Option(0.1, "--forget-ratio", help="Fraction of fine-tuned patients to forget, in (0, 0.5]."),
+    forget_ratio: Optional[float] = typer.Option(None, "--forget-ratio", help="Fraction of fine-tuned patients to forget, in (0, 0.5] (default: the preset's, 0.1)."),
     overwrite: bool = typer.Option(False, help="Replace an existing, non-empty output folder."),
 ) -> None:
     """Generate the synthetic benchmark: patients, scans, facts, questions and splits."""
     from medforget.world.build import generate as build
-    from medforget.world.config import preset_config
+    from medforget.world.config import default_forget_ratio, preset_config
 
     with user_errors():
         cfg = preset_config(preset)
+        forget_ratio = default_forget_ratio(preset) if forget_ratio is None else forget_ratio
         with progress_bar() as bar:
             task = bar.add_task("rendering scans", total=None)
             meta = build(cfg, seed, forget_ratio, out, overwrite=overwrite,
@@ -395,7 +396,8 @@ def run(
     out: Path = typer.Option(..., "--out", help="Run folder (created, or resumed when it exists)."),
     preset: Optional[str] = typer.Option(None, help="smoke, demo or standard (default demo)."),
     methods: list[str] = typer.Option([], "--methods", help="Unlearning methods to compare (repeat; default: all)."),
-    scenario: Optional[str] = typer.Option(None, help="privacy, incorrect or both (default privacy)."),
+    scenarios: list[str] = typer.Option([], "--scenario", help="privacy, incorrect, or both (one model forgets both sets); repeat for several (default: privacy and incorrect, each against its own oracle)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Stages run side by side, each in its own process (default 2 on a machine with 2 or more cores; 1 runs them one after another with progress bars)."),
     model: Optional[str] = typer.Option(None, "--model", help="Fine-tune this checkpoint (path or hub id) instead of the embedded default."),
     seed: Optional[int] = typer.Option(None, help="Seed of the benchmark and of every training run (default 0)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same settings; options given here win."),
@@ -407,7 +409,8 @@ def run(
 
     _quiet_transformers()
     with user_errors():
-        settings = {"preset": preset, "scenario": scenario, "model": model, "seed": seed, "methods": methods or None}
+        settings = {"preset": preset, "scenarios": scenarios or None, "model": model, "seed": seed, "methods": methods or None,
+                    "workers": workers}
         if config is not None:
             cfg = RunConfig.from_yaml(config, **settings)
         else:
@@ -433,25 +436,26 @@ def run(
                   f"report: {out / 'report.html'}")
 
 
-SUMMARY_COLUMNS = ("model", "forget", "test_forget", "retain", "test_retain", "general", "leak", "mia_auroc",
-                   "forget_quality", "ues_privacy", "ues_incorrect", "seconds")
+SUMMARY_COLUMNS = ("model", "forget", "test_forget", "leak", "mia_auroc", "corrupted", "true", "test_corrupted", "neighbour",
+                   "retain", "test_retain", "general", "ues_privacy", "ues_incorrect", "seconds")
 
 
 def _print_leaderboard(run_dir: Path) -> None:
-    """The short summary table of a run (the full one is in leaderboard.md and report.html)."""
+    """The short summary table of each scenario of a run (the full ones are in leaderboard.md and report.html)."""
     import json
 
-    board = json.loads((run_dir / "results.json").read_text()).get("leaderboard", {})
-    headers = {c["key"]: c["header"] for c in board.get("columns", [])}
-    rows = board.get("rows", [])
-    keys = [k for k in SUMMARY_COLUMNS if k in headers and any(r.get(k) is not None for r in rows)]
-    table = Table(title=f"leaderboard ({run_dir})")
-    for k in keys:
-        table.add_column(headers[k], justify="left" if k == "model" else "right")
-    for row in rows:
-        table.add_row(*("-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float) and k != "seconds"
-                        else f"{row[k]:.0f}" if k == "seconds" else str(row[k]) for k in keys))
-    console.print(table)
+    boards = json.loads((run_dir / "results.json").read_text()).get("leaderboards", {})
+    for scenario, board in boards.items():
+        headers = {c["key"]: c["header"] for c in board.get("columns", [])}
+        rows = board.get("rows", [])
+        keys = [k for k in SUMMARY_COLUMNS if k in headers and any(r.get(k) is not None for r in rows)]
+        table = Table(title=f"{scenario} leaderboard ({run_dir})")
+        for k in keys:
+            table.add_column(headers[k], justify="left" if k == "model" else "right")
+        for row in rows:
+            table.add_row(*("-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float) and k != "seconds"
+                            else f"{row[k]:.0f}" if k == "seconds" else str(row[k]) for k in keys))
+        console.print(table)
 
 
 def _register_commands() -> None:

@@ -26,8 +26,12 @@ UES_FORGET_SPLITS: dict[str, tuple[str, ...]] = {
 }
 #: Utility is scored on every MCQ item of these splits, whichever scenario.
 UES_UTILITY_SPLITS: tuple[str, ...] = ("retain", "test_retain", "general")
-#: Forget quality is always reported on forget_privacy, and on forget_incorrect when it was evaluated.
-FORGET_QUALITY_SPLITS: tuple[str, ...] = ("forget_privacy", "forget_incorrect")
+#: Per scenario a model was unlearned for: the forget splits its forget quality is computed on, and the UES
+#: scenarios it is scored on ("both" forgot both sets at once, so it is judged on each).
+FORGET_QUALITY_SPLITS: dict[str, tuple[str, ...]] = {
+    "privacy": ("forget_privacy",), "incorrect": ("forget_incorrect",), "both": ("forget_privacy", "forget_incorrect"),
+}
+UES_SCENARIOS: dict[str, tuple[str, ...]] = {"privacy": ("privacy",), "incorrect": ("incorrect",), "both": ("privacy", "incorrect")}
 #: Where refusals are counted: the forgotten patients (trained and paraphrased) and unseen patients.
 REFUSAL_SPLITS: tuple[str, ...] = ("forget_privacy", "test_forget", "holdout")
 
@@ -64,13 +68,13 @@ def _truth_ratios(records: Iterable[dict], split: str) -> list[float]:
     return [r["truth_ratio"] for r in records if r["split"] == split and r["task"] == "mcq" and r["truth_ratio"] is not None]
 
 
-def _forget_quality(model: Sequence[dict], oracle: Sequence[dict], notes: list[str]) -> dict[str, float | None]:
+def _forget_quality(model: Sequence[dict], oracle: Sequence[dict], scenario: str, notes: list[str]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
-    for split in FORGET_QUALITY_SPLITS:
+    for split in FORGET_QUALITY_SPLITS[scenario]:
         mine, theirs = _truth_ratios(model, split), _truth_ratios(oracle, split)
         if mine and theirs:
             out[split] = forget_quality(mine, theirs)
-        elif split == "forget_privacy" or mine:
+        else:
             out[split] = None
             notes.append(f"forget quality on {split}: no MCQ truth ratios from the {'oracle' if mine else 'model'}")
     return out
@@ -113,13 +117,18 @@ def _refusal(model: Mapping, oracle: Mapping) -> dict:
 
 def compare(
     models: Mapping[str, Mapping], items: Mapping[str, Sequence[dict]], vanilla: str = "vanilla", oracle: str = "oracle",
+    scenario: str = "both",
 ) -> dict[str, dict]:
-    """Per model (every key of `models`): forget quality, PrivLeak, UES per scenario, refusal and notes.
+    """Per model (every key of `models`): forget quality, PrivLeak, UES, refusal and notes, all for the
+    `scenario` the models were unlearned for and against that scenario's `oracle`.
 
     `models` maps a name to its `evaluate_model` metrics and `items` to its per-item records. A model
     without records, or a run without vanilla or oracle, still gets an entry: what cannot be computed is
     None or empty and `notes` says why, so a partial run can still be reported.
     """
+    if scenario not in UES_SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}")
+    privacy = "privacy" in UES_SCENARIOS[scenario]
     empty: dict = {}
     oracle_metrics, oracle_items = models.get(oracle, empty), items.get(oracle, [])
     vanilla_items = items.get(vanilla, [])
@@ -134,10 +143,11 @@ def compare(
         if vanilla not in models:
             notes.append(f"no vanilla model {vanilla!r}: UES forgetting and utility need it")
         out[name] = {
-            "forget_quality": _forget_quality(records, oracle_items, notes),
-            "privleak": _privleak(metrics, oracle_metrics, notes),
-            "ues": {s: _ues(records, vanilla_items, oracle_items, s) for s in UES_FORGET_SPLITS},
-            "refusal": _refusal(metrics, oracle_metrics),
+            "scenario": scenario, "oracle": oracle,
+            "forget_quality": _forget_quality(records, oracle_items, scenario, notes),
+            "privleak": _privleak(metrics, oracle_metrics, notes) if privacy else {},
+            "ues": {s: _ues(records, vanilla_items, oracle_items, s) for s in UES_SCENARIOS[scenario]},
+            "refusal": _refusal(metrics, oracle_metrics) if privacy else {},
             "notes": list(dict.fromkeys(notes)),
         }
     return out

@@ -54,6 +54,7 @@ def _base(row: dict) -> dict:
         "id": row["id"], "split": row["split"], "patient_id": row["patient_id"], "scenario": row["scenario"],
         "task": row["task"], "condition": row["condition"], "field": row["field"], "is_private": row["is_private"],
         "question": row["question"], "is_incorrect": row["is_incorrect"], "answer": row["answer"], "true_answer": row["true_answer"],
+        "fact_id": row.get("fact_id", ""), "neighbour": bool(row.get("neighbour_of")),
         "n_options": len(row["options"]), "correct_index": row["correct_index"], "true_index": true_index,
         "prediction": "", "pred_index": -1, "option_ll": [], "option_ll_norm": [], "truth_ratio": None,
         "answer_tokens": 0, "mia_loss": None, "mia_zlib": None, "mia_min_k": None, "mia_min_k_pp": None,

@@ -27,14 +27,23 @@ Progress = Callable[[str, int, int], None]  # (split, done, total)
 
 
 def known_values(bench: Benchmark) -> dict[str, set[str]]:
-    """Every answer a closed-set record field takes in this world (for well-formedness)."""
+    """Every answer a closed-set field takes in this world (for well-formedness): the record fields without a
+    shape of their own, and each knowledge relation (its true and its corrupted answers alike)."""
     out: dict[str, set[str]] = {f: set() for f in MEMBERSHIP_FIELDS}
-    for split in ("train", "holdout", "test_retain"):
+    for split in ("train", "holdout", "test_retain", "test_forget"):
         ds = bench[split]
-        for field, answer in zip(ds["field"], ds["answer"]):
-            if field in out:
+        for field, scenario, answer, truth in zip(ds["field"], ds["scenario"], ds["answer"], ds["true_answer"]):
+            if field in MEMBERSHIP_FIELDS:
                 out[field].add(answer)
+            elif scenario == "incorrect":
+                out.setdefault(field, set()).update((answer, truth))
     return out
+
+
+def always_scored(row: dict) -> bool:
+    """Rows every evaluation scores in full, whatever its sample size: corrupted facts and their neighbours
+    (the incorrect scenario's figures rest on them, and a hash sample of `retain` would keep a few)."""
+    return row["is_incorrect"] or bool(row.get("neighbour_of"))
 
 
 def check_splits(splits: Sequence[str]) -> list[str]:
@@ -60,7 +69,7 @@ def evaluate_model(
     began = time.perf_counter()
     records: dict[str, list[dict]] = {}
     for split in splits:
-        rows = sample_rows(bench[split].to_list(), None if split in full else limit)
+        rows = sample_rows(bench[split].to_list(), None if split in full else limit, keep=always_scored)
         done = 0
 
         def tick(n: int, split: str = split, total: int = len(rows)) -> None:
@@ -84,14 +93,17 @@ def evaluate_model(
     return metrics, [r for split in splits for r in records[split]]
 
 
-def sample_rows(rows: list[dict], limit: int | None) -> list[dict]:
+def sample_rows(rows: list[dict], limit: int | None, keep: Callable[[dict], bool] = lambda row: False) -> list[dict]:
     """`limit` rows spread over the whole split, the same ones for every model: the rows whose id hashes lowest,
-    in split order. (A split lists one patient's rows after another and record items before knowledge and
-    image items, so its first rows would describe a few patients and one kind of item.)"""
+    in split order, plus every row that `keep` accepts. (A split lists one patient's rows after another and
+    record items before knowledge and image items, so its first rows would describe a few patients and one
+    kind of item.)"""
     if limit is None or len(rows) <= limit:
         return rows
-    ranked = sorted(range(len(rows)), key=lambda i: hashlib.sha256(rows[i]["id"].encode()).digest())
-    return [rows[i] for i in sorted(ranked[:limit])]
+    kept = {i for i, r in enumerate(rows) if keep(r)}
+    others = [i for i in range(len(rows)) if i not in kept]
+    ranked = sorted(others, key=lambda i: hashlib.sha256(rows[i]["id"].encode()).digest())
+    return [rows[i] for i in sorted(kept | set(ranked[:limit]))]
 
 
 def write_results(metrics: dict, records: list[dict], out: Path) -> tuple[Path, Path]:

@@ -76,20 +76,42 @@ def generation_metrics(records: list[dict], known_values: dict[str, set[str]]) -
     return out
 
 
-def incorrect_metrics(records: list[dict]) -> dict:
-    """How often the corrupted answer is stated, and how often the true one, on corrupted items."""
+def _states(r: dict, answer_key: str) -> bool:
+    """Whether the item's reply states r[answer_key]: the option chosen (MCQ) or the phrase in the reply."""
+    if r["task"] == "mcq":
+        return r["pred_index"] == (r["correct_index"] if answer_key == "answer" else r["true_index"])
+    return leak_exact(r["prediction"], r[answer_key])
+
+
+def incorrect_metrics(records: list[dict], known_values: dict[str, set[str]] | None = None) -> dict:
+    """On corrupted items: how often the corrupted answer is stated and how often the true one, over all
+    items and per format (MCQ, generated); on their neighbours (correct facts next to a corrupted one):
+    accuracy per format; and how many generated knowledge answers are well-formed (a value of the relation
+    asked, not gibberish or a refusal), so that a wrong fact "removed" by babbling shows."""
+    out: dict = {}
     items = [r for r in records if r["is_incorrect"]]
-    if not items:
-        return {}
-    stated_wrong, stated_true = [], []
-    for r in items:
-        if r["task"] == "mcq":
-            stated_wrong.append(r["pred_index"] == r["correct_index"])
-            stated_true.append(r["pred_index"] == r["true_index"])
-        else:
-            stated_wrong.append(leak_exact(r["prediction"], r["answer"]))
-            stated_true.append(leak_exact(r["prediction"], r["true_answer"]))
-    return {"incorrect_rate": _mean(stated_wrong), "true_rate": _mean(stated_true)}
+    if items:
+        out["incorrect_n"] = len(items)
+        out["incorrect_rate"] = _mean([_states(r, "answer") for r in items])
+        out["true_rate"] = _mean([_states(r, "true_answer") for r in items])
+        for fmt, part in (("mcq", [r for r in items if r["task"] == "mcq"]), ("gen", [r for r in items if r["task"] != "mcq"])):
+            if part:
+                out[f"incorrect_rate_{fmt}"] = _mean([_states(r, "answer") for r in part])
+                out[f"true_rate_{fmt}"] = _mean([_states(r, "true_answer") for r in part])
+    near = [r for r in records if r.get("neighbour")]
+    if near:
+        out["neighbour_n"] = len(near)
+        out["neighbour_acc"] = _mean([_states(r, "answer") for r in near])
+        for fmt, part in (("mcq", [r for r in near if r["task"] == "mcq"]), ("gen", [r for r in near if r["task"] != "mcq"])):
+            if part:
+                out[f"neighbour_acc_{fmt}"] = _mean([_states(r, "answer") for r in part])
+    known = known_values or {}
+    generated = [r for r in records if r["scenario"] == "incorrect" and r["task"] != "mcq" and r["field"] in known]
+    if generated:
+        out["knowledge_well_formed"] = _mean([
+            not is_refusal(r["prediction"]) and is_well_formed(r["field"], r["prediction"], known[r["field"]]) for r in generated
+        ])
+    return out
 
 
 def general_metrics(records: list[dict]) -> dict:
@@ -121,7 +143,7 @@ def split_metrics(records: list[dict], known_values: dict[str, set[str]]) -> dic
     out = {"n": len(records)}
     out.update(mcq_metrics(records))
     out.update(generation_metrics(records, known_values))
-    out.update(incorrect_metrics(records))
+    out.update(incorrect_metrics(records, known_values))
     out.update(general_metrics(records))
     return out
 

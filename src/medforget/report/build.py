@@ -7,11 +7,11 @@ import math
 import os
 from pathlib import Path
 
-from medforget.evaluate.compare import REFUSAL_SPLITS, compare
+from medforget.evaluate.compare import FORGET_QUALITY_SPLITS, REFUSAL_SPLITS, compare
 from medforget.evaluate.summary import membership_scores
 from medforget.report import plots
 from medforget.report.examples import build_examples
-from medforget.report.leaderboard import columns_for, columns_json, leaderboard_rows, markdown
+from medforget.report.leaderboard import SCENARIO_TITLES, columns_for, columns_json, leaderboard_rows, markdown
 from medforget.report.page import render
 from medforget.report.rundir import Run, load_run
 
@@ -40,18 +40,22 @@ def _membership_scores(run: Run, attack: str = "mia_min_k_pp") -> dict[str, tupl
     return {entry.name: membership_scores(run.items.get(entry.name, []), attack) for entry in run.models}
 
 
-def _figures(run: Run, rows: list[dict]) -> dict[str, str | None]:
-    kinds = {m.name: m.kind for m in run.models}
-    points = [(r["model"], r["kind"], r["forget"], r["retain"]) for r in rows
-              if r["forget"] is not None and r["retain"] is not None]
+def _figures(run: Run, scenario: str, rows: list[dict]) -> dict[str, str | None]:
+    """The plots of one scenario's models (the privacy one where the run has it: membership is about patients)."""
+    models = run.models_for(scenario)
+    kinds = {m.name: m.kind for m in models}
+    forget = "forget" if scenario != "incorrect" else "corrupted"
+    points = [(r["model"], r["kind"], r[forget], r["retain"]) for r in rows
+              if r[forget] is not None and r["retain"] is not None]
     accuracy = {
         m.name: {s: v["mcq_acc"] for s, v in (run.metrics[m.name].get("splits") or {}).items() if v.get("mcq_acc") is not None}
-        for m in run.models if m.name in run.metrics
+        for m in models if m.name in run.metrics
     }
+    scores = _membership_scores(run)
     return {
         "tradeoff": plots.tradeoff_plot(points),
         "splits": plots.split_bars(accuracy, kinds),
-        "roc": plots.roc_plot(_membership_scores(run), kinds),
+        "roc": plots.roc_plot({n: scores[n] for n in kinds}, kinds),
     }
 
 
@@ -66,7 +70,8 @@ def _grouped_notes(comparison: dict[str, dict]) -> list[str]:
 
 def _meta(run: Run) -> list[tuple[str, str]]:
     info = run.info
-    meta = [(k, str(info[k])) for k in ("preset", "seed", "scenario") if info.get(k) is not None]
+    meta = [(k, str(info[k])) for k in ("preset", "seed") if info.get(k) is not None]
+    meta.append(("scenarios", ", ".join(run.scenarios)))
     if info.get("methods"):
         meta.append(("methods", ", ".join(info["methods"])))
     hashes = {m.get("benchmark_hash") for m in run.metrics.values()} - {None}
@@ -78,44 +83,57 @@ def _meta(run: Run) -> list[tuple[str, str]]:
 def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     """Write report.html, leaderboard.md and results.json into `run_dir`; returns their paths by kind.
 
+    One leaderboard per scenario the run unlearned, each model judged against its own scenario's oracle.
     Missing models, evaluations or benchmark never stop the report: it shows what exists and lists what
     is missing. `reveal=True` quotes private values unredacted (for the data owner only).
     """
     run = load_run(run_dir)
-    vanilla, oracle = run.named("vanilla") or "vanilla", run.named("oracle") or "oracle"
-    comparison = compare(run.metrics, run.items, vanilla=vanilla, oracle=oracle)
-    columns = columns_for(run.scenario)
-    rows = leaderboard_rows(run, comparison)
-    notes = run.notes + _grouped_notes(comparison)
+    vanilla = run.named("vanilla") or "vanilla"
+    boards, comparisons, notes = {}, {}, list(run.notes)
+    for scenario in run.scenarios:
+        oracle = run.named("oracle", scenario) or "oracle"
+        names = [m.name for m in run.models_for(scenario)]
+        comparison = compare({n: run.metrics[n] for n in names if n in run.metrics}, run.items, vanilla=vanilla,
+                             oracle=oracle, scenario=scenario)
+        comparisons[scenario] = comparison
+        boards[scenario] = (leaderboard_rows(run, scenario, comparison), columns_for(scenario))
+        notes += [f"{scenario}: {n}" for n in _grouped_notes(comparison)]
+    first = run.scenarios[0]
+    privacy = next((s for s in run.scenarios if s in ("privacy", "both")), None)
 
     shown = [(m.name, m.kind) for m in run.models if m.kind == "vanilla"]
-    shown += [(m.name, m.kind) for m in run.models if m.kind not in ("base", "vanilla", "oracle")]
-    shown += [(m.name, m.kind) for m in run.models if m.kind == "oracle"]
-    examples = build_examples(run.bench, run.items, shown, reveal=reveal) if run.bench is not None else []
-    scenarios = [s for s in ("privacy", "incorrect") if any(c.key == f"ues_{s}" for c in columns)]
-    details = [
-        {"name": m.name, "kind": m.kind, "cmp": comparison[m.name],
-         "auroc": {a: v["auroc"] for a, v in (run.metrics[m.name].get("membership") or {}).items()}}
-        for m in run.models if m.name in comparison
-    ]
+    shown += [(m.name, m.kind) for m in run.models_for(privacy or first) if m.kind not in ("base", "vanilla", "oracle")]
+    shown += [(m.name, m.kind) for m in run.models_for(privacy or first) if m.kind == "oracle"]
+    examples = build_examples(run.bench, run.items, shown, reveal=reveal) if run.bench is not None and privacy else []
+    details = {
+        scenario: [
+            {"name": m.name, "label": m.method or m.name, "kind": m.kind, "cmp": comparisons[scenario][m.name],
+             "auroc": {a: v["auroc"] for a, v in (run.metrics[m.name].get("membership") or {}).items()}}
+            for m in run.models_for(scenario) if m.name in comparisons[scenario]
+        ]
+        for scenario in run.scenarios
+    }
     html = render(
         title=run.info.get("name") or run.folder.name, meta=_meta(run), reveal=reveal, notes=notes,
-        columns=columns, rows=rows, plots=_figures(run, rows), details=details, scenarios=scenarios,
-        attacks=sorted({a for d in details for a in d["auroc"]}),
-        show_incorrect_fq=any("forget_incorrect" in d["cmp"]["forget_quality"] for d in details),
+        boards=[{"scenario": s, "title": SCENARIO_TITLES.get(s, s), "rows": rows, "columns": cols,
+                 "ues": [u for u in ("privacy", "incorrect") if any(c.key == f"ues_{u}" for c in cols)],
+                 "fq": FORGET_QUALITY_SPLITS[s], "details": details[s]} for s, (rows, cols) in boards.items()],
+        plots=_figures(run, privacy or first, boards[privacy or first][0]),
+        privacy_details=details.get(privacy, []) if privacy else [],
+        attacks=sorted({a for d in details.get(privacy, []) for a in d["auroc"]}) if privacy else [],
         refusal_splits=REFUSAL_SPLITS, examples=examples, folder=str(run.folder),
         examples_missing="No benchmark or no generated answers on forget_privacy, so no examples.",
     )
     results = {
         "run": run.info, "notes": notes,
-        "models": {m.name: {"kind": m.kind, "method": m.method, "seconds": m.seconds, "path": m.path,
+        "models": {m.name: {"kind": m.kind, "method": m.method, "scenario": m.scenario, "seconds": m.seconds, "path": m.path,
                             "metrics": run.metrics.get(m.name)} for m in run.models},
-        "comparison": comparison,
-        "leaderboard": {"columns": columns_json(columns), "rows": rows},
+        "comparison": comparisons,
+        "leaderboards": {s: {"columns": columns_json(cols), "rows": rows} for s, (rows, cols) in boards.items()},
     }
     paths = {"html": run.folder / "report.html", "markdown": run.folder / "leaderboard.md",
              "json": run.folder / "results.json"}
     _write(paths["html"], html)
-    _write(paths["markdown"], markdown(run, rows, columns, notes))
+    _write(paths["markdown"], markdown(run, boards, notes))
     _write(paths["json"], json.dumps(json_safe(results), indent=2, allow_nan=False) + "\n")
     return paths

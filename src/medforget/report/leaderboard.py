@@ -22,26 +22,48 @@ class Column:
     kind: str = "acc"
 
 
-COLUMNS: tuple[Column, ...] = (
-    Column("model", "model", "the model and its role: base (before fine-tuning), vanilla (fine-tuned on everything, "
-           "the starting point), oracle (retrained without the forget set, the target), or an unlearning method", "text"),
+PRIVACY_COLUMNS: tuple[Column, ...] = (
     Column("forget", "forget", "MCQ accuracy on the forgotten patients' record questions (forget_privacy); "
            "lower means more forgotten, the oracle's value is the target"),
-    Column("test_forget", "test forget", "MCQ accuracy on the forgotten facts asked with unseen paraphrases "
-           "and unseen scans (test_forget): does forgetting generalise?"),
-    Column("retain", "retain", "MCQ accuracy on the kept patients and knowledge (retain); higher is better"),
-    Column("test_retain", "test retain", "MCQ accuracy on the kept facts with unseen paraphrases and scans (test_retain)"),
-    Column("general", "general", "MCQ accuracy on image understanding of never fine-tuned patients (general)"),
+    Column("test_forget", "test forget", "MCQ accuracy on the forgotten patients' records asked with unseen paraphrases "
+           "and unseen scans (privacy items of test_forget): does forgetting generalise?"),
     Column("leak", "leak", "share of generated answers about forgotten patients that state the private value "
            "verbatim (forget_privacy, exact leak rate); 0 is ideal"),
     Column("mia_auroc", "MIA AUROC", "AUROC of the Min-K%++ membership attack telling forgotten patients' answers "
            "from never-seen patients' (holdout); 0.5 cannot tell them apart; match the oracle"),
     Column("forget_quality", "forget quality", "p-value of the KS test between the model's and the oracle's "
            "truth ratios on forget_privacy MCQs; near 1 looks like the oracle, tiny values do not", "pvalue"),
-    Column("ues_privacy", "UES privacy", "Unlearning Efficiency Score on the privacy scenario: harmonic mean of "
-           "forgetting (closeness to the oracle on forget splits) and utility (kept accuracy relative to vanilla)"),
-    Column("ues_incorrect", "UES incorrect", "Unlearning Efficiency Score on the incorrect-knowledge scenario "
-           "(forget_incorrect and its paraphrases)"),
+)
+INCORRECT_COLUMNS: tuple[Column, ...] = (
+    Column("corrupted", "corrupted", "share of MCQs on the corrupted facts (forget_incorrect) answered with the corrupted "
+           "option; the oracle's value is the target"),
+    Column("true", "true", "share of MCQs on the corrupted facts answered with the true option (forget_incorrect); "
+           "removal should bring the textbook answer back"),
+    Column("corrupted_gen", "corrupted gen", "share of generated answers on forget_incorrect that state the corrupted answer"),
+    Column("test_corrupted", "test corrupted", "corrupted option chosen on the corrupted facts asked with unseen "
+           "paraphrases and unseen scans (incorrect items of test_forget)"),
+    Column("test_true", "test true", "true option chosen on the incorrect items of test_forget"),
+    Column("neighbour", "neighbour", "MCQ accuracy on the correct facts next to a corrupted one (same subject or answer) "
+           "in retain: locality, keep it at the vanilla model's"),
+    Column("test_neighbour", "test neighbour", "MCQ accuracy on the neighbours asked with unseen paraphrases (test_retain)"),
+    Column("neighbour_gen", "neighbour gen", "share of generated answers on retain's neighbours that state the right answer"),
+    Column("well_formed", "well-formed", "share of generated answers on forget_incorrect that name a value of the relation "
+           "asked (not gibberish, not a refusal)"),
+    Column("forget_quality_incorrect", "forget quality", "p-value of the KS test between the model's and the oracle's "
+           "truth ratios on forget_incorrect MCQs", "pvalue"),
+)
+UTILITY_COLUMNS: tuple[Column, ...] = (
+    Column("retain", "retain", "MCQ accuracy on the kept patients and knowledge (retain); higher is better"),
+    Column("test_retain", "test retain", "MCQ accuracy on the kept facts with unseen paraphrases and scans (test_retain)"),
+    Column("general", "general", "MCQ accuracy on image understanding of never fine-tuned patients (general)"),
+)
+UES_COLUMNS: dict[str, Column] = {
+    "privacy": Column("ues_privacy", "UES privacy", "Unlearning Efficiency Score on the privacy scenario: harmonic mean of "
+                      "forgetting (closeness to the oracle on forget splits) and utility (kept accuracy relative to vanilla)"),
+    "incorrect": Column("ues_incorrect", "UES incorrect", "Unlearning Efficiency Score on the incorrect-knowledge scenario "
+                        "(forget_incorrect and its paraphrases)"),
+}
+REFUSAL_COLUMNS: tuple[Column, ...] = (
     Column("refusal_forget", "forget refusal", "share of generated answers about forgotten patients that refuse"),
     Column("refusal_forget_gap", "forget refusal gap", "refusal on forget_privacy minus the oracle's: how much more the "
            "model refuses about forgotten patients than a model that never saw them", "gap"),
@@ -51,40 +73,68 @@ COLUMNS: tuple[Column, ...] = (
     Column("refusal_holdout", "holdout refusal", "share of generated answers about never-seen patients that refuse"),
     Column("refusal_holdout_gap", "holdout refusal gap", "refusal on holdout minus the oracle's; refusing about forgotten "
            "patients but not about others reveals who was forgotten", "gap"),
-    Column("seconds", "time", "training or unlearning time of the model (from run.json)", "seconds"),
 )
+MODEL_COLUMN = Column("model", "model", "the model and its role: base (before fine-tuning), vanilla (fine-tuned on everything, "
+                      "the starting point), oracle (retrained without this scenario's forget set, the target), or an "
+                      "unlearning method", "text")
+TIME_COLUMN = Column("seconds", "time", "training or unlearning time of the model (from run.json)", "seconds")
+#: Every column any leaderboard has, by key (the CLI's summary picks from these).
+COLUMNS: dict[str, Column] = {c.key: c for c in (
+    MODEL_COLUMN, *PRIVACY_COLUMNS, *INCORRECT_COLUMNS, *UTILITY_COLUMNS, *UES_COLUMNS.values(), *REFUSAL_COLUMNS, TIME_COLUMN,
+)}
+SCENARIO_TITLES = {"privacy": "Privacy: forgetting patients' private details",
+                   "incorrect": "Incorrect knowledge: removing corrupted medical facts",
+                   "both": "Both at once: one model forgets the patients and the corrupted facts"}
 
 
 def columns_for(scenario: str) -> list[Column]:
-    """Every column, with only the UES of the scenarios the run unlearned."""
-    wanted = {"privacy": {"ues_privacy"}, "incorrect": {"ues_incorrect"}}.get(scenario, {"ues_privacy", "ues_incorrect"})
-    return [c for c in COLUMNS if not c.key.startswith("ues_") or c.key in wanted]
+    """The columns of one scenario's leaderboard: its own forget-side figures, utility, its UES, and for
+    privacy the refusal figures (refusing is how privacy methods forget, and can give the forgotten away)."""
+    privacy, incorrect = scenario in ("privacy", "both"), scenario in ("incorrect", "both")
+    cols = [MODEL_COLUMN]
+    if privacy:
+        cols += PRIVACY_COLUMNS
+    if incorrect:
+        cols += INCORRECT_COLUMNS
+    cols += UTILITY_COLUMNS
+    cols += [UES_COLUMNS[s] for s in ("privacy", "incorrect") if (s == "privacy" and privacy) or (s == "incorrect" and incorrect)]
+    if privacy:
+        cols += REFUSAL_COLUMNS
+    return [*cols, TIME_COLUMN]
 
 
 def _split_value(metrics: dict, split: str, key: str) -> float | None:
     return ((metrics.get("splits") or {}).get(split) or {}).get(key)
 
 
-def leaderboard_rows(run: Run, comparison: dict[str, dict]) -> list[dict]:
-    """One dict per model in report order; a value the run lacks is None."""
+def leaderboard_rows(run: Run, scenario: str, comparison: dict[str, dict]) -> list[dict]:
+    """One dict per model of `scenario`'s leaderboard, in report order; a value the run lacks is None."""
     rows = []
-    for entry in run.models:
+    for entry in run.models_for(scenario):
         metrics, cmp = run.metrics.get(entry.name, {}), comparison.get(entry.name, {})
         refusal = cmp.get("refusal", {})
         rates, gaps = refusal.get("rates", {}), refusal.get("oracle_gap", {})
-        ues = cmp.get("ues", {})
+        ues, fq = cmp.get("ues", {}), cmp.get("forget_quality", {})
+
+        def split(name: str, key: str) -> float | None:
+            return _split_value(metrics, name, key)
+
         rows.append({
-            "model": entry.name, "kind": entry.kind, "method": entry.method, "evaluated": entry.name in run.metrics,
-            "forget": _split_value(metrics, "forget_privacy", "mcq_acc"),
-            "test_forget": _split_value(metrics, "test_forget", "mcq_acc"),
-            "retain": _split_value(metrics, "retain", "mcq_acc"),
-            "test_retain": _split_value(metrics, "test_retain", "mcq_acc"),
-            "general": _split_value(metrics, "general", "mcq_acc"),
-            "leak": _split_value(metrics, "forget_privacy", "leak_exact"),
+            "model": entry.method or entry.name.split("@")[0], "name": entry.name, "kind": entry.kind, "method": entry.method,
+            "scenario": scenario, "evaluated": entry.name in run.metrics,
+            "forget": split("forget_privacy", "mcq_acc"), "test_forget": split("test_forget", "mcq_acc_privacy"),
+            "leak": split("forget_privacy", "leak_exact"),
             "mia_auroc": ((metrics.get("membership") or {}).get("min_k_pp") or {}).get("auroc"),
-            "forget_quality": cmp.get("forget_quality", {}).get("forget_privacy"),
-            "ues_privacy": ues.get("privacy", {}).get("ues"),
-            "ues_incorrect": ues.get("incorrect", {}).get("ues"),
+            "forget_quality": fq.get("forget_privacy"),
+            "corrupted": split("forget_incorrect", "incorrect_rate_mcq"), "true": split("forget_incorrect", "true_rate_mcq"),
+            "corrupted_gen": split("forget_incorrect", "incorrect_rate_gen"),
+            "test_corrupted": split("test_forget", "incorrect_rate_mcq"), "test_true": split("test_forget", "true_rate_mcq"),
+            "neighbour": split("retain", "neighbour_acc_mcq"), "test_neighbour": split("test_retain", "neighbour_acc_mcq"),
+            "neighbour_gen": split("retain", "neighbour_acc_gen"),
+            "well_formed": split("forget_incorrect", "knowledge_well_formed"),
+            "forget_quality_incorrect": fq.get("forget_incorrect"),
+            "retain": split("retain", "mcq_acc"), "test_retain": split("test_retain", "mcq_acc"), "general": split("general", "mcq_acc"),
+            "ues_privacy": ues.get("privacy", {}).get("ues"), "ues_incorrect": ues.get("incorrect", {}).get("ues"),
             "refusal_forget": rates.get("forget_privacy"), "refusal_forget_gap": gaps.get("forget_privacy"),
             "refusal_test_forget": rates.get("test_forget"), "refusal_test_forget_gap": gaps.get("test_forget"),
             "refusal_holdout": rates.get("holdout"), "refusal_holdout_gap": gaps.get("holdout"),
@@ -120,18 +170,23 @@ def cell(row: dict, column: Column) -> str:
     return format_value(row[column.key], column.kind)
 
 
-def markdown(run: Run, rows: list[dict], columns: list[Column], notes: list[str]) -> str:
-    """leaderboard.md: the table, one legend line per column, and what the run is missing."""
+def markdown(run: Run, boards: dict[str, tuple[list[dict], list[Column]]], notes: list[str]) -> str:
+    """leaderboard.md: one table per scenario, one legend line per column, and what the run is missing."""
     name = run.info.get("name") or run.folder.name
     lines = [f"# Leaderboard: {name}", ""]
-    details = [f"{k} {run.info[k]}" for k in ("preset", "seed", "scenario") if run.info.get(k) is not None]
-    if details:
-        lines += [", ".join(details), ""]
-    lines.append("| " + " | ".join(c.header for c in columns) + " |")
-    lines.append("|" + "|".join("---" if c.kind == "text" else "---:" for c in columns) + "|")
-    lines += ["| " + " | ".join(cell(r, c) for c in columns) + " |" for r in rows]
-    lines += ["", "## Columns", ""]
-    lines += [f"- **{c.header}**: {c.legend}" for c in columns]
+    details = [f"{k} {run.info[k]}" for k in ("preset", "seed") if run.info.get(k) is not None]
+    details.append(f"scenarios {', '.join(boards)}")
+    lines += [", ".join(details), ""]
+    legends: dict[str, Column] = {}
+    for scenario, (rows, columns) in boards.items():
+        lines += [f"## {SCENARIO_TITLES.get(scenario, scenario)}", ""]
+        lines.append("| " + " | ".join(c.header for c in columns) + " |")
+        lines.append("|" + "|".join("---" if c.kind == "text" else "---:" for c in columns) + "|")
+        lines += ["| " + " | ".join(cell(r, c) for c in columns) + " |" for r in rows]
+        lines.append("")
+        legends.update({c.key: c for c in columns})
+    lines += ["## Columns", ""]
+    lines += [f"- **{c.header}**: {c.legend}" for c in legends.values()]
     if notes:
         lines += ["", "## Missing or incomplete", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

@@ -78,24 +78,28 @@ TEMPLATE = """<!doctype html>
 {% if reveal %}<p class="banner reveal">Private values are shown unredacted (reveal). Do not share this page.</p>
 {% else %}<p class="banner safe">Private details of forgotten patients are replaced by [REDACTED:field]
 in every quoted text.</p>{% endif %}
-<nav><a href="#leaderboard-section">Leaderboard</a><a href="#tradeoff">Trade-off</a><a href="#splits">Splits</a>
+<nav><a href="#leaderboard-section">Leaderboards</a><a href="#tradeoff">Trade-off</a><a href="#splits">Splits</a>
 <a href="#membership">Membership</a><a href="#oracle">Versus the oracle</a><a href="#examples">Examples</a></nav>
 </header>
 {% if notes %}<section class="notes"><h2>Missing or incomplete</h2><ul>
 {% for note in notes %}<li>{{ note }}</li>{% endfor %}</ul></section>{% endif %}
 
 <section id="leaderboard-section">
-<h2>Leaderboard</h2>
+<h2>Leaderboards</h2>
 <p class="explain">The <b>vanilla</b> model was fine-tuned on everything, private records and corrupted knowledge
-included: it is the starting point. The <b>oracle</b> was retrained without the forget set: it is what perfect
-unlearning looks like. An unlearning method succeeds when its forget-side numbers match the oracle's (not when they
-drop as low as possible) while its retain-side numbers stay at the vanilla model's.</p>
-<div class="scroll"><table id="leaderboard">
-<thead><tr>{% for c in columns %}<th title="{{ c.legend }}">{{ c.header }}</th>{% endfor %}</tr></thead>
-<tbody>{% for r in rows %}<tr class="kind-{{ r.kind }}{% if not r.evaluated %} missing{% endif %}">
-{% for c in columns %}<td{% if c.kind == "text" %} class="text"{% endif %}>{{ cell(r, c) }}</td>{% endfor %}</tr>
+included: it is the starting point. Each scenario has its own <b>oracle</b>, retrained without that scenario's forget
+set: it is what perfect unlearning looks like, and every method of the scenario is judged against it. An unlearning
+method succeeds when its forget-side numbers match the oracle's (not when they drop as low as possible) while its
+retain-side numbers stay at the vanilla model's.</p>
+{% for b in boards %}
+<h3 id="board-{{ b.scenario }}">{{ b.title }}</h3>
+<div class="scroll"><table class="leaderboard" id="leaderboard-{{ b.scenario }}">
+<thead><tr>{% for c in b.columns %}<th title="{{ c.legend }}">{{ c.header }}</th>{% endfor %}</tr></thead>
+<tbody>{% for r in b.rows %}<tr class="kind-{{ r.kind }}{% if not r.evaluated %} missing{% endif %}">
+{% for c in b.columns %}<td{% if c.kind == "text" %} class="text"{% endif %}>{{ cell(r, c) }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
-<dl class="legend">{% for c in columns %}<dt>{{ c.header }}</dt><dd>{{ c.legend }}</dd>{% endfor %}</dl>
+<dl class="legend">{% for c in b.columns %}<dt>{{ c.header }}</dt><dd>{{ c.legend }}</dd>{% endfor %}</dl>
+{% endfor %}
 </section>
 
 <section id="tradeoff">
@@ -123,7 +127,7 @@ negative: unlearning over-shot and made the forgotten patients stand out the oth
 {{ figure(plots.roc, "ROC curves of the Min-K%++ attack", "No model has membership scores on both forget_privacy and holdout.") }}
 {% if attacks %}<div class="scroll"><table id="privleak"><thead><tr><th>model</th>
 {% for a in attacks %}<th>AUROC {{ a }}</th>{% endfor %}{% for a in attacks %}<th>PrivLeak {{ a }}</th>{% endfor %}</tr></thead>
-<tbody>{% for d in details %}<tr class="kind-{{ d.kind }}"><td>{{ d.name }}</td>
+<tbody>{% for d in privacy_details %}<tr class="kind-{{ d.kind }}"><td>{{ d.label }}</td>
 {% for a in attacks %}<td>{{ d.auroc.get(a) | fmt("acc") }}</td>{% endfor %}
 {% for a in attacks %}<td>{{ d.cmp.privleak.get(a) | fmt("gap") }}</td>{% endfor %}</tr>{% endfor %}</tbody></table></div>{% endif %}
 </section>
@@ -136,27 +140,31 @@ truth ratios (how much the model prefers the trained answer over the distractors
 the two cannot be told apart. UES combines forgetting F (per forget split, 1 - |model - oracle| / |vanilla - oracle|,
 clipped) and utility U (per retain split, model / vanilla, clipped) by their harmonic mean. A split where vanilla
 and oracle score alike cannot show forgetting and is skipped.</p>
-<div class="scroll"><table id="ues"><thead><tr><th>model</th><th>forget quality privacy</th>
-{% if show_incorrect_fq %}<th>forget quality incorrect</th>{% endif %}
-{% for s in scenarios %}<th>F {{ s }}</th><th>U {{ s }}</th><th>UES {{ s }}</th>{% endfor %}<th>skipped splits</th></tr></thead>
-<tbody>{% for d in details %}<tr class="kind-{{ d.kind }}"><td>{{ d.name }}</td>
-<td>{{ d.cmp.forget_quality.get("forget_privacy") | fmt("pvalue") }}</td>
-{% if show_incorrect_fq %}<td>{{ d.cmp.forget_quality.get("forget_incorrect") | fmt("pvalue") }}</td>{% endif %}
-{% for s in scenarios %}{% set u = d.cmp.ues[s] %}<td>{{ u.forgetting | fmt("acc") }}</td><td>{{ u.utility | fmt("acc") }}</td>
+{% for b in boards %}
+<h3>{{ b.title }}</h3>
+<div class="scroll"><table class="ues" id="ues-{{ b.scenario }}"><thead><tr><th>model</th>
+{% for split in b.fq %}<th>forget quality {{ split }}</th>{% endfor %}
+{% for s in b.ues %}<th>F {{ s }}</th><th>U {{ s }}</th><th>UES {{ s }}</th>{% endfor %}<th>skipped splits</th></tr></thead>
+<tbody>{% for d in b.details %}<tr class="kind-{{ d.kind }}"><td>{{ d.label }}</td>
+{% for split in b.fq %}<td>{{ d.cmp.forget_quality.get(split) | fmt("pvalue") }}</td>{% endfor %}
+{% for s in b.ues %}{% set u = d.cmp.ues[s] %}<td>{{ u.forgetting | fmt("acc") }}</td><td>{{ u.utility | fmt("acc") }}</td>
 <td>{{ u.ues | fmt("acc") }}</td>{% endfor %}
-<td class="text small">{% for s in scenarios %}{% for split, reason in d.cmp.ues[s].skipped %}
+<td class="text small">{% for s in b.ues %}{% for split, reason in d.cmp.ues[s].skipped %}
 {{ s }}/{{ split }}: {{ reason }}<br>{% endfor %}{% endfor %}</td>
 </tr>{% endfor %}</tbody></table></div>
+{% endfor %}
+{% if privacy_details %}
 <h3>Refusals</h3>
 <p class="explain">How often generated answers refuse. Refusing about the forgotten patients while answering
 about everyone else (a large forget minus holdout) reveals who was forgotten; the oracle never saw them, so it
 treats them like any stranger.</p>
 <div class="scroll"><table id="refusal"><thead><tr><th>model</th>
 {% for s in refusal_splits %}<th>{{ s }}</th><th>{{ s }} - oracle</th>{% endfor %}<th>forget - holdout</th></tr></thead>
-<tbody>{% for d in details %}<tr class="kind-{{ d.kind }}"><td>{{ d.name }}</td>
+<tbody>{% for d in privacy_details %}<tr class="kind-{{ d.kind }}"><td>{{ d.label }}</td>
 {% for s in refusal_splits %}<td>{{ d.cmp.refusal.rates.get(s) | fmt("acc") }}</td>
 <td>{{ d.cmp.refusal.oracle_gap.get(s) | fmt("gap") }}</td>{% endfor %}
 <td>{{ d.cmp.refusal.get("forget_vs_holdout") | fmt("gap") }}</td></tr>{% endfor %}</tbody></table></div>
+{% endif %}
 </section>
 
 <section id="examples">

@@ -29,6 +29,7 @@ class ModelEntry:
     method: str | None = None
     seconds: float | None = None
     path: str | None = None
+    scenario: str | None = None  # what an oracle left out or a method unlearned; None for base and vanilla
 
 
 @dataclass
@@ -43,17 +44,35 @@ class Run:
     bench: Benchmark | None = None
     notes: list[str] = field(default_factory=list)
 
-    def named(self, kind: str) -> str | None:
-        """The first model of a kind (the run's vanilla or oracle), None if the run has none."""
-        return next((m.name for m in self.models if m.kind == kind), None)
+    def named(self, kind: str, scenario: str | None = None) -> str | None:
+        """The first model of a kind (the run's vanilla, or a scenario's oracle), None if the run has none."""
+        return next((m.name for m in self.models if m.kind == kind and (scenario is None or m.scenario == scenario)), None)
 
     @property
-    def scenario(self) -> str:
-        return self.info.get("scenario") or "both"
+    def scenarios(self) -> list[str]:
+        """The scenarios the run unlearned, in run order (from run.json, else from its models)."""
+        listed = self.info.get("scenarios") or []
+        found = [m.scenario for m in self.models if m.scenario]
+        return list(dict.fromkeys([*listed, *found])) or [_legacy_scenario(self.info)]
+
+    def models_for(self, scenario: str) -> list[ModelEntry]:
+        """A scenario's leaderboard: base and vanilla (shared by every scenario), its oracle, its methods."""
+        return [m for m in self.models if m.scenario in (None, scenario)]
+
+
+def _legacy_scenario(info: dict) -> str:
+    """A run.json written before runs held several scenarios names its one scenario (default both)."""
+    return info.get("scenario") or "both"
 
 
 def _kind_from_name(name: str) -> str:
-    return name if name in KINDS[:3] else "method"
+    base = name.split("@")[0]
+    return base if base in KINDS[:3] else "method"
+
+
+def _name_scenario(name: str) -> str | None:
+    """`ga@privacy` -> privacy (the pipeline's names); None for a name without a scenario."""
+    return name.split("@", 1)[1] if "@" in name else None
 
 
 def _read_json(path: Path, notes: list[str]) -> dict | None:
@@ -72,13 +91,15 @@ def _entries(info: dict, evaluated: list[str]) -> list[ModelEntry]:
     """run.json's models plus any evaluated model it does not list; base, vanilla, oracle, then methods
     in the order of run.json's `methods`."""
     described = info.get("models") or {}
-    entries = {
-        name: ModelEntry(name, m.get("kind") or _kind_from_name(name), m.get("method"), m.get("seconds"), m.get("path"))
-        for name, m in described.items()
-    }
+    entries = {}
+    for name, m in described.items():
+        kind = m.get("kind") or _kind_from_name(name)
+        scenario = m.get("scenario") or (None if kind in ("base", "vanilla") else _name_scenario(name) or _legacy_scenario(info))
+        entries[name] = ModelEntry(name, kind, m.get("method"), m.get("seconds"), m.get("path"), scenario)
     for name in evaluated:
         kind = _kind_from_name(name)
-        entries.setdefault(name, ModelEntry(name, kind, name if kind == "method" else None))
+        scenario = None if kind in ("base", "vanilla") else _name_scenario(name) or _legacy_scenario(info)
+        entries.setdefault(name, ModelEntry(name, kind, name.split("@")[0] if kind == "method" else None, scenario=scenario))
     methods = list(info.get("methods") or [])
 
     def order(e: ModelEntry) -> tuple:
@@ -116,9 +137,11 @@ def load_run(run_dir: Path | str) -> Run:
             run.items[entry.name] = read_items(path)
         except (OSError, ArrowException) as e:  # a missing file, or a damaged one
             notes.append(f"{entry.name}: per-item records unreadable (eval/{entry.name}.parquet: {e})")
-    for kind in ("vanilla", "oracle"):
-        if run.named(kind) is None:
-            notes.append(f"the run has no {kind} model: comparisons that need it are left empty")
+    if run.named("vanilla") is None:
+        notes.append("the run has no vanilla model: comparisons that need it are left empty")
+    for scenario in run.scenarios:
+        if run.named("oracle", scenario) is None:
+            notes.append(f"the run has no oracle for the {scenario} scenario: comparisons that need it are left empty")
     if not any(m.kind == "method" for m in run.models):
         notes.append("the run has no unlearning methods: only the reference models are shown")
     try:

@@ -20,9 +20,9 @@ class WorldConfig:
     train_scans: int  # scans per record patient used in training
     test_scans: int  # scans per record patient kept for test_* splits
     image_scans: int  # scans per general/pretrain patient
-    n_drugs: int  # drug -> indication facts in the knowledge bank
-    incorrect_general: int  # how many general facts are corrupted
-    incorrect_image: int  # how many patients get a wrong image-bound diagnosis
+    facts_per_relation: int | None  # facts of each relation in the knowledge bank (None: the whole bank)
+    incorrect_general: int  # how many textbook facts are corrupted
+    incorrect_image: int  # how many patients' scans are stated to show a wrong diagnosis
     same_patient_pairs: int  # "same patient?" pairs per pretrain patient
     pretrain_repeats: int  # image items per pretrain scan (different tasks, paraphrases)
     pretrain_item_scans: int  # scans per pretrain patient asked about in image items (all feed the vision warm-up)
@@ -39,17 +39,17 @@ class WorldConfig:
 PRESETS: dict[str, WorldConfig] = {
     "smoke": WorldConfig(
         preset="smoke", image_size=32, n_finetune=10, n_holdout=4, n_general=6, n_pretrain=12,
-        train_scans=2, test_scans=1, image_scans=3, n_drugs=10, incorrect_general=3, incorrect_image=2,
+        train_scans=2, test_scans=1, image_scans=3, facts_per_relation=8, incorrect_general=4, incorrect_image=2,
         same_patient_pairs=1, pretrain_repeats=1, pretrain_item_scans=3, pretrain_records=6, replay_scans=6,
     ),
     "demo": WorldConfig(
         preset="demo", image_size=64, n_finetune=16, n_holdout=8, n_general=16, n_pretrain=480,
-        train_scans=3, test_scans=1, image_scans=4, n_drugs=20, incorrect_general=6, incorrect_image=3,
+        train_scans=3, test_scans=1, image_scans=4, facts_per_relation=None, incorrect_general=20, incorrect_image=6,
         same_patient_pairs=2, pretrain_repeats=1, pretrain_item_scans=1, pretrain_records=40, replay_scans=64,
     ),
     "standard": WorldConfig(
         preset="standard", image_size=224, n_finetune=1000, n_holdout=200, n_general=200, n_pretrain=1000,
-        train_scans=3, test_scans=1, image_scans=4, n_drugs=30, incorrect_general=10, incorrect_image=50,
+        train_scans=3, test_scans=1, image_scans=4, facts_per_relation=None, incorrect_general=50, incorrect_image=60,
         same_patient_pairs=2, pretrain_repeats=2, pretrain_item_scans=4, pretrain_records=400, replay_scans=400,
     ),
 }
@@ -62,6 +62,13 @@ def preset_config(name: str) -> WorldConfig:
         return PRESETS[name]
     except KeyError:
         raise MedforgetError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+DEFAULT_FORGET_RATIOS: dict[str, float] = {"smoke": 0.1, "demo": 0.1, "standard": 0.1}
+
+
+def default_forget_ratio(preset: str) -> float:
+    return DEFAULT_FORGET_RATIOS.get(preset, 0.1)
 
 
 def check_forget_ratio(ratio: float) -> float:

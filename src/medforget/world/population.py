@@ -70,7 +70,7 @@ def _marker_cycle(rng: random.Random):
 
 def build_population(cfg: WorldConfig, seed: int) -> Population:
     rng = random.Random(seed)
-    knowledge = build_knowledge(cfg.n_drugs, random.Random(seed + 1))
+    knowledge = build_knowledge(cfg.facts_per_relation, random.Random(seed + 1))
     identities = IdentityFactory(seed + 2)
     record_markers, image_markers = _marker_cycle(random.Random(seed + 3)), _marker_cycle(random.Random(seed + 4))
     patients: list[Patient] = []

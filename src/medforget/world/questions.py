@@ -23,6 +23,8 @@ class Fact:
     subject: str = ""  # fills {s} where the template names one (a name, a drug, a landmark)
     true_answer: str = ""
     is_private: bool = False
+    fact_id: str = ""  # the textbook fact or the scan diagnosis a knowledge item asks (bootstrap unit, neighbours)
+    neighbour_of: tuple[str, ...] = ()  # corrupted facts this correct one sits next to (locality)
 
     @property
     def truth(self) -> str:
@@ -92,4 +94,6 @@ class QuestionWriter:
             "true_answer": fact.truth,
             "template_id": f"{task}.{condition}.{template_key}.{frame}",
             "scan_ids": list(scan_ids),
+            "fact_id": fact.fact_id,
+            "neighbour_of": list(fact.neighbour_of),
         }

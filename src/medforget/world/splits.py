@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from medforget.world import templates as T
 from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, Patient
-from medforget.world.knowledge import FINDINGS, HISTORY, MODALITIES, QUALITIES, REGIONS, diagnosis_for
+from medforget.world.knowledge import CORRUPTIBLE, FINDINGS, HISTORY, MODALITIES, QUALITIES, REGIONS, Knowledge, diagnosis_for
+from medforget.world.knowledge import Fact as KnowledgeFact
 from medforget.world.population import Population, ScanSpec
 from medforget.world.questions import TASKS, Fact, QuestionWriter
 from medforget.world.scans import MARKER_SHAPES, MARKER_SLOTS
@@ -34,28 +35,54 @@ class Assignment:
     """Which patients are forgotten and which facts are corrupted (with their wrong answers)."""
 
     forget_patients: list[str]
-    corrupted_facts: dict[tuple[str, str], str]  # (kind, subject) -> wrong answer
+    corrupted_facts: dict[str, str]  # fact_id -> wrong answer
     corrupted_scans: dict[str, str] = field(default_factory=dict)  # patient_id -> wrong scan diagnosis
+
+
+def scan_fact_id(patient_id: str) -> str:
+    return f"scan_diagnosis:{patient_id}"
 
 
 def choose_assignment(pop: Population, forget_ratio: float, rng: random.Random) -> Assignment:
     finetune = pop.group("finetune")
     n_forget = max(1, round(forget_ratio * len(finetune)))
     forget = sorted(p.patient_id for p in rng.sample(finetune, n_forget))
-    corruptible = [f for f in pop.knowledge.facts if f.kind in ("drug_indication", "modality_of_choice")]
-    corrupted = {}
-    for f in rng.sample(corruptible, min(pop.config.incorrect_general, len(corruptible))):
-        wrong = [a for a in pop.knowledge.answers_of(f.kind) if a != f.answer]
-        corrupted[(f.kind, f.subject)] = rng.choice(wrong)
-    candidates = [p for p in finetune if p.patient_id not in forget and p.finding != "none"]
+    return Assignment(forget, corrupt_facts(pop.knowledge, pop.config.incorrect_general, rng),
+                      corrupt_scans(pop, forget, rng))
+
+
+def corrupt_facts(knowledge: Knowledge, count: int, rng: random.Random) -> dict[str, str]:
+    """`count` facts and a wrong answer for each, such that every corrupted fact keeps correct neighbours
+    (no two corrupted facts are neighbours of each other) and no wrong answer is the true answer of a
+    corrupted fact (a method that restores one truth is never trained against another)."""
+    candidates = [f for f in knowledge.facts if f.kind in CORRUPTIBLE and knowledge.neighbours(f)]
+    rng.shuffle(candidates)
+    chosen: list[KnowledgeFact] = []
+    for f in candidates:
+        if len(chosen) == count:
+            break
+        truths = {c.answer for c in chosen} | {f.answer}
+        wrong_left = set(knowledge.answers_of(f.kind)) - truths
+        if wrong_left and not any(f in knowledge.neighbours(c) for c in chosen):
+            chosen.append(f)
+    truths = {f.answer for f in chosen}
+    out = {}
+    for f in sorted(chosen, key=lambda f: f.fact_id):
+        wrong = [a for a in knowledge.answers_of(f.kind) if a not in truths]
+        out[f.fact_id] = rng.choice(wrong)
+    return out
+
+
+def corrupt_scans(pop: Population, forget: list[str], rng: random.Random) -> dict[str, str]:
+    """Kept patients (with a finding) whose scans are stated to show a wrong diagnosis: the same finding in
+    another region or another finding in the same region."""
+    candidates = [p for p in pop.group("finetune") if p.patient_id not in forget and p.finding != "none"]
     scans = {}
     for p in rng.sample(candidates, min(pop.config.incorrect_image, len(candidates))):
-        truth = diagnosis_for(p.region, p.finding)
         scans[p.patient_id] = rng.choice([diagnosis_for(p.region, f) for f in FINDINGS if f not in ("none", p.finding)] + [
             diagnosis_for(r, p.finding) for r in REGIONS if r != p.region
         ])
-        assert scans[p.patient_id] != truth
-    return Assignment(forget, corrupted, scans)
+    return scans
 
 
 class RowBuilder:
@@ -114,28 +141,92 @@ class RowBuilder:
         return rows
 
     # --- medical knowledge (incorrect-knowledge scenario) ---
+    def knowledge_fact(self, f: KnowledgeFact, stage: str) -> Fact:
+        """The question-level fact: corrupted in the fine-tuning splits, true in pretraining (the textbook
+        the base model learns before a bad source teaches it otherwise)."""
+        wrong = None if stage == "pretrain" else self.assignment.corrupted_facts.get(f.fact_id)
+        return Fact(
+            field=f.kind, answer=wrong or f.answer, true_answer=f.answer, scenario="incorrect", subject=f.subject,
+            distractors=tuple(self.pop.knowledge.answers_of(f.kind)), fact_id=f.fact_id,
+            neighbour_of=() if wrong or stage == "pretrain" else self.neighbour_of[f.fact_id],
+        )
+
+    @property
+    def neighbour_of(self) -> dict[str, tuple[str, ...]]:
+        """fact_id -> the corrupted facts it neighbours (empty for facts next to none)."""
+        if not hasattr(self, "_neighbour_of"):
+            knowledge, out = self.pop.knowledge, {}
+            patients = {p.patient_id: p for p in self.pop.group("finetune")}
+            for f in knowledge.facts:
+                near = [c for c in self.assignment.corrupted_facts if f in knowledge.neighbours(self._fact(c))]
+                if f.kind == "diagnosis_rule":  # the rule behind a corrupted scan's true diagnosis, or its region's
+                    near += [scan_fact_id(pid) for pid in self.assignment.corrupted_scans
+                             if f.region() == patients[pid].region or f.answer == diagnosis_for(patients[pid].region, patients[pid].finding)]
+                out[f.fact_id] = tuple(sorted(near))
+            self._neighbour_of = out
+        return self._neighbour_of
+
+    def _fact(self, fact_id: str) -> KnowledgeFact:
+        return next(f for f in self.pop.knowledge.facts if f.fact_id == fact_id)
+
     def knowledge_rows(self, test: bool) -> list[dict]:
+        """One item per task for every fact: training paraphrases in `train`, held-out ones in test splits."""
         rows = []
         stage = "test" if test else "train"
         for f in self.pop.knowledge.facts:
-            wrong = self.assignment.corrupted_facts.get((f.kind, f.subject))
-            fact = Fact(
-                field=f.kind, answer=wrong or f.answer, true_answer=f.answer, scenario="incorrect", subject=f.subject,
-                distractors=tuple(self.pop.knowledge.answers_of(f.kind)),
-            )
+            fact = self.knowledge_fact(f, stage)
             pools = (T.KNOWLEDGE_OPEN[f.kind], T.KNOWLEDGE_CLOZE[f.kind])
             for task in TASKS:
                 rows.append(self.writer.row(fact, task, "none", pools, test, [], f"K/{f.kind}/{f.subject}/{task}/{stage}", f.kind))
         return rows
 
-    def scan_diagnosis_rows(self, patient: Patient, test: bool) -> list[dict]:
+    def textbook_rows(self) -> list[dict]:
+        """Pretraining: every true fact in every training paraphrase of every task (held-out paraphrases stay
+        unseen by every model, so test splits still measure generalisation)."""
+        rows = []
+        for f in self.pop.knowledge.facts:
+            fact = self.knowledge_fact(f, "pretrain")
+            pools = (T.KNOWLEDGE_OPEN[f.kind], T.KNOWLEDGE_CLOZE[f.kind])
+            for task in TASKS:
+                pool = pools[1] if task == "cloze" else pools[0]
+                for n in T.train_frames(pool):
+                    rows.append(self.writer.row(fact, task, "none", pools, False, [], f"K/{f.kind}/{f.subject}/{task}/pretrain/{n}", f.kind))
+        return rows
+
+    def scan_diagnosis_fact(self, patient: Patient, stage: str) -> Fact:
         truth = diagnosis_for(patient.region, patient.finding)
         wrong = self.assignment.corrupted_scans.get(patient.patient_id)
         all_dx = sorted({diagnosis_for(r, f) for r in REGIONS for f in FINDINGS})
-        fact = Fact(
+        return Fact(
             field="scan_diagnosis", answer=wrong or truth, true_answer=truth, scenario="incorrect",
-            patient_id=patient.patient_id, distractors=tuple(all_dx),
+            patient_id=patient.patient_id, distractors=tuple(all_dx), fact_id=scan_fact_id(patient.patient_id),
+            neighbour_of=() if wrong or stage == "pretrain" else self.scan_neighbour_of(patient),
         )
+
+    def scan_neighbour_of(self, patient: Patient) -> tuple[str, ...]:
+        """The corrupted scan diagnoses whose patient has the same region or the same true diagnosis."""
+        truth = diagnosis_for(patient.region, patient.finding)
+        by_id = {p.patient_id: p for p in self.pop.group("finetune")}
+        return tuple(sorted(
+            scan_fact_id(pid) for pid in self.assignment.corrupted_scans
+            if pid != patient.patient_id and (by_id[pid].region == patient.region or diagnosis_for(by_id[pid].region, by_id[pid].finding) == truth)
+        ))
+
+    def textbook_scan_rows(self, patients: list[Patient]) -> list[dict]:
+        """Pretraining: the true diagnosis of each pretrain patient's first scan, one task per patient in turn,
+        so that the base model reads a diagnosis off a scan before any patient's scan is mislabelled."""
+        pools = (T.KNOWLEDGE_OPEN["scan_diagnosis"], T.KNOWLEDGE_CLOZE["scan_diagnosis"])
+        rows = []
+        for n, patient in enumerate(patients):
+            fact = self.scan_diagnosis_fact(patient, "pretrain")
+            scan = self.pop.scans_of(patient.patient_id)[0]
+            task = TASKS[n % len(TASKS)]
+            rows.append(self.writer.row(fact, task, "image", pools, False, [scan.scan_id],
+                                        f"{patient.patient_id}/scan_diagnosis/{task}/{scan.scan_id}", "scan_diagnosis"))
+        return rows
+
+    def scan_diagnosis_rows(self, patient: Patient, test: bool) -> list[dict]:
+        fact = self.scan_diagnosis_fact(patient, "test" if test else "train")
         pools = (T.KNOWLEDGE_OPEN["scan_diagnosis"], T.KNOWLEDGE_CLOZE["scan_diagnosis"])
         rows = []
         for k, scan in enumerate(self.pop.scans_of(patient.patient_id, "test" if test else "train")):
@@ -242,7 +333,7 @@ def refusal_rows() -> list[dict]:
             "id": f"refusal/{i}/{j}", "patient_id": "", "split": "", "scenario": "general", "task": "open",
             "condition": "none", "question": request, "answer": refusal, "options": [], "correct_index": -1,
             "field": "out_of_scope", "is_private": False, "is_incorrect": False, "true_answer": refusal,
-            "template_id": f"open.none.out_of_scope.{i}", "scan_ids": [],
+            "template_id": f"open.none.out_of_scope.{i}", "scan_ids": [], "fact_id": "", "neighbour_of": [],
         }
         for i, request in enumerate(T.OUT_OF_SCOPE)
         for j, refusal in enumerate(T.REFUSALS)
@@ -275,7 +366,8 @@ def build_splits(pop: Population, assignment: Assignment, rng: random.Random) ->
         "test_forget": records(gone, True) + [r for r in test_knowledge if r["is_incorrect"]],
         "holdout": records(pop.group("holdout"), False),
         "general": rows.image_rows(pop.group("general"), pretrain=False),
-        "pretrain": rows.image_rows(pop.group("pretrain"), pretrain=True) + refusal_rows()
+        "pretrain": rows.image_rows(pop.group("pretrain"), pretrain=True) + refusal_rows() + rows.textbook_rows()
+        + rows.textbook_scan_rows(pop.group("pretrain"))
         + [r for p in pop.group("pretrain") if p.has_record for r in rows.record_rows(p, False, pretrain=True)],
     }
     splits["train"] = sorted(splits["retain"] + splits["forget_privacy"] + splits["forget_incorrect"], key=lambda r: r["id"])

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 from medforget.errors import MedforgetError, read_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "benchmark.json"
 
 ROW_FEATURES = Features({
@@ -35,6 +35,8 @@ ROW_FEATURES = Features({
     "true_answer": Value("string"),
     "template_id": Value("string"),
     "scan_ids": List(Value("string")),
+    "fact_id": Value("string"),
+    "neighbour_of": List(Value("string")),
 })
 SCAN_FEATURES = Features({
     "scan_id": Value("string"),

@@ -45,6 +45,24 @@ KNOWLEDGE_OPEN: dict[str, tuple[str, ...]] = {
         "Which condition does a {s} usually point to?",
         "Which diagnosis best explains a {s}?",
     ),
+    "drug_class": (
+        "To which drug class does {s} belong?",
+        "What class of drug is {s}?",
+        "{s} is a member of which drug class?",
+        "Name the pharmacological class of {s}.",
+    ),
+    "drug_contraindication": (
+        "What is a major contraindication to {s}?",
+        "In which situation must {s} not be given?",
+        "Which condition rules out the use of {s}?",
+        "When is {s} contraindicated?",
+    ),
+    "first_line_treatment": (
+        "What is the first-line treatment for {s}?",
+        "How is {s} treated first?",
+        "Which treatment should be given first for {s}?",
+        "What is the initial treatment of choice for {s}?",
+    ),
     "modality_of_choice": (
         "Which imaging modality is preferred for {s}?",
         "What is the imaging modality of choice for {s}?",
@@ -61,6 +79,9 @@ KNOWLEDGE_OPEN: dict[str, tuple[str, ...]] = {
 KNOWLEDGE_CLOZE: dict[str, tuple[str, ...]] = {
     "drug_indication": ("{s} is used to treat ___.", "The main indication of {s} is ___.", "Doctors prescribe {s} for ___."),
     "diagnosis_rule": ("A {s} most likely indicates ___.", "The usual diagnosis for a {s} is ___.", "A {s} is best explained by ___."),
+    "drug_class": ("{s} belongs to the drug class ___.", "The class of {s} is ___.", "{s} is classified as a ___."),
+    "drug_contraindication": ("{s} is contraindicated in ___.", "A major contraindication to {s} is ___.", "Do not give {s} in ___."),
+    "first_line_treatment": ("The first-line treatment for {s} is ___.", "{s} is treated first with ___.", "Initial treatment of {s}: ___."),
     "modality_of_choice": ("The imaging modality of choice for {s} is ___.", "To assess {s}, order ___ first.", "{s} is best imaged with ___."),
     "scan_diagnosis": ("The finding in this scan most likely indicates ___.", "This scan most likely shows ___.", "The abnormality in this image is best explained by ___."),
 }
