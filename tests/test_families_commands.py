@@ -20,6 +20,9 @@ from medforget.train.stages import benchmark_texts
 from medforget.world.storage import load_benchmark
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+# Each loss method on at least one family (idk_po packs preferred and rejected answers on per-sample stacks).
+LOSS_METHOD = {"llava": "ga", "qwen2_vl": "grad_diff", "qwen2_5_vl": "kl", "idefics3": "idk_po", "paligemma": "npo",
+               "gemma3": "npo", "llava_onevision": "idk_po"}
 
 
 def invoke(*args: str) -> None:
@@ -47,19 +50,19 @@ def test_finetune_unlearn_evaluate(name: str, smoke_bench: Path, tmp_path: Path,
     invoke("finetune", "--model", str(base), "--bench", bench, "--out", str(tmp_path / "ft"), "--max-steps", "5",
            "--batch-size", "4")
     assert json.loads((tmp_path / "ft" / "training.json").read_text())["config"]["train_vision"] is False
-    for method in ("npo", "smfa"):
+    for method in (LOSS_METHOD[name], "smfa"):
         invoke("unlearn", "--model", str(tmp_path / "ft"), "--bench", bench, "--method", method, "--scenario", "privacy",
                "--out", str(tmp_path / method), "--set", "max_steps=2", "--set", "batch_size=4")
-    invoke("evaluate", "--model", str(tmp_path / "npo"), "--bench", bench, "--out", str(tmp_path / "eval.json"),
+    invoke("evaluate", "--model", str(tmp_path / LOSS_METHOD[name]), "--bench", bench, "--out", str(tmp_path / "eval.json"),
            "--max-new-tokens", "2", "--batch-size", "16")
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert set(metrics["splits"]) >= {"forget_privacy", "retain", "test_forget", "test_retain", "general", "holdout"}
     assert all(split["n"] > 0 for split in metrics["splits"].values())
     before = tower_weights(base)
     assert before
-    for stage in ("ft", "npo", "smfa"):
+    for stage in ("ft", LOSS_METHOD[name], "smfa"):
         after = tower_weights(tmp_path / stage)
         assert after.keys() == before.keys()
         assert [key for key in before if not torch.equal(before[key], after[key])] == [], stage
-    tuned, _ = loading.load_model(tmp_path / "npo", device="cpu")
+    tuned, _ = loading.load_model(tmp_path / LOSS_METHOD[name], device="cpu")
     assert (tuned.get_output_embeddings().weight is tuned.get_input_embeddings().weight) == spec.tied

@@ -128,6 +128,26 @@ def test_a_mixed_batch_scores_every_row_as_it_scores_alone(family: Family) -> No
     torch.testing.assert_close(together, torch.stack(alone), rtol=1e-4, atol=1e-4)
 
 
+def test_packed_preference_pairs_keep_the_image_layout(family: Family) -> None:
+    """idk_po packs a preferred and a rejected answer into one example: its images must batch as the
+    preferred examples' own do (per-sample stacks stay per sample)."""
+    from medforget.methods.idk_po import pack_pair, unpack_pair
+
+    def rejected(row: dict) -> dict:
+        if row["task"] == "mcq":
+            return {**row, "correct_index": 0, "answer": row["options"][0]}
+        return {**row, "answer": "I do not know"}
+
+    images = [scans(len(row["scan_ids"]), i) for i, row in enumerate(ROWS)]
+    wins = [format_example(family.processor, row, imgs) for row, imgs in zip(ROWS, images)]
+    loses = [format_example(family.processor, rejected(row), imgs) for row, imgs in zip(ROWS, images)]
+    pad = pad_token_id(family.processor)
+    win, _ = unpack_pair(collate([pack_pair(w, lose) for w, lose in zip(wins, loses)], pad_token_id=pad))
+    expected = collate(wins, pad_token_id=pad)
+    for key in wins[0].vision:
+        assert torch.equal(win[key], expected[key]), key
+
+
 def test_freezing_keeps_the_tower_and_trains_the_projector(family: Family) -> None:
     model = type(family.model)(family.model.config)
     parts = freeze_vision_tower(model)
