@@ -132,6 +132,31 @@ def test_a_failed_checkpoint_leaves_the_last_one_and_no_temporary_folder(smoke_b
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_DIR]
 
 
+def test_a_run_killed_while_swapping_checkpoints_resumes_from_the_previous_one(smoke_bench, base_model, tmp_path, monkeypatch):
+    bench = load_benchmark(smoke_bench)
+    cfg = TrainConfig(max_steps=6, batch_size=4, save_every=2)
+    folder = tmp_path / CHECKPOINT_DIR
+    old = folder.with_name(CHECKPOINT_DIR + ".old")
+    real = os.replace
+
+    def killed_between_the_renames(source, target):
+        if Path(target) == folder and old.exists():
+            raise Killed
+        real(source, target)
+
+    def run():
+        model, processor = load_model(base_model)
+        return train(model, processor, format_rows(bench, bench["train"].to_list()[:16], processor), cfg, tmp_path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", killed_between_the_renames)
+        with pytest.raises(Killed):
+            run()
+    assert not folder.exists() and json.loads((old / "state.json").read_text())["step"] == 2
+    assert run().resumed_from == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(CHECKPOINT_DIR)) == []
+
+
 def test_finished_output_is_not_overwritten_without_asking(smoke_bench, base_model, tmp_path):
     cfg = TrainConfig(max_steps=1, batch_size=4, save_every=0)
     out = tmp_path / "ft"
