@@ -158,7 +158,7 @@ def per_sample_keys(processor: ProcessorMixin) -> frozenset[str]:
         rows = [{"id": "probe", "task": "open", "question": "probe", "scan_ids": []}] * 2
         texts = [processor.apply_chat_template(conversation(row, n, False), add_generation_prompt=True)
                  for row, n in zip(rows, (1, 2))]
-        encoded = _call(processor, texts, [images[:1], images[1:]])
+        encoded = _process(processor, texts, [images[:1], images[1:]])
         vision_keys = set(processor.image_processor.model_input_names)
         _PER_SAMPLE[processor] = frozenset(
             key for key, value in encoded.items() if key in vision_keys and isinstance(value, torch.Tensor) and value.shape[0] == 2
@@ -166,7 +166,8 @@ def per_sample_keys(processor: ProcessorMixin) -> frozenset[str]:
     return _PER_SAMPLE[processor]
 
 
-def _call(processor: ProcessorMixin, texts: list[str], images: list[list[Image.Image]] | None):
+def _process(processor: ProcessorMixin, texts: list[str], images: list[list[Image.Image]] | None) -> Mapping[str, Any]:
+    """The processor's tensors for a batch of texts with their images (None: text only)."""
     bos = processor.tokenizer.bos_token
     # Like apply_chat_template(tokenize=True): a template that writes BOS itself must not get a second one.
     add_special_tokens = not (bos and texts[0].startswith(bos))
@@ -184,7 +185,7 @@ def _encode(
     processor: ProcessorMixin, text: str, images: list[Image.Image]
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Run the processor on a batch of one; split per-token tensors from the image processor's outputs."""
-    encoded = _call(processor, [text], [images] if images else None)
+    encoded = _process(processor, [text], [images] if images else None)
     vision_keys = set(processor.image_processor.model_input_names)
     length = encoded["input_ids"].shape[1]
     tokens: dict[str, torch.Tensor] = {}

@@ -16,7 +16,7 @@ from torch import nn
 from medforget.errors import MedforgetError
 
 # The names transformers gives a VLM's projector, beside the tower or inside it.
-PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger", "mm_projector", "visual_projection")
+PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger")
 
 
 class VisionPartsError(MedforgetError):
@@ -58,7 +58,7 @@ def vision_parts(model: nn.Module) -> VisionParts:
     if tower is None:
         raise VisionPartsError(
             f"cannot find the vision tower of {type(base).__name__} (no submodule built from its vision_config): "
-            "train it too (train_vision true) or use LoRA"
+            "set train_vision true to train all of it"
         )
     parent = tower.rpartition(".")[0]
     candidates = [f"{tower}.{name}" for name in PROJECTOR_NAMES] + [f"{parent}.{name}".lstrip(".") for name in PROJECTOR_NAMES]
