@@ -17,6 +17,7 @@ import torch
 from transformers import (
     AutoModelForImageTextToText,
     AutoProcessor,
+    CLIPVisionConfig,
     Gemma3Config,
     Gemma3ForConditionalGeneration,
     Gemma3ImageProcessorPil,
@@ -26,6 +27,10 @@ from transformers import (
     Idefics3ImageProcessorPil,
     Idefics3Processor,
     LlamaConfig,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaNextImageProcessorPil,
+    LlavaNextProcessor,
     LlavaOnevisionConfig,
     LlavaOnevisionForConditionalGeneration,
     LlavaOnevisionImageProcessorPil,
@@ -114,6 +119,13 @@ ONEVISION_TEMPLATE = (
     "{% for c in message['content'] if c['type'] == 'image' %}<image>{% endfor %}"
     "{% for c in message['content'] if c['type'] == 'text' %}{{ c['text'] }}{% endfor %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# LLaVA-NeXT (llava-v1.6-mistral)'s [INST] turns.
+LLAVA_NEXT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}[INST] "
+    "{% for c in message['content'] if c['type'] == 'image' %}<image>\n{% endfor %}"
+    "{% for c in message['content'] if c['type'] == 'text' %}{{ c['text'] }}{% endfor %} [/INST]"
+    "{% else %} {{ message['content'][0]['text'] }}{{ eos_token }}{% endif %}{% endfor %}"
 )
 # PaliGemma ships no chat template; its users write the task prefix and the images, and the processor adds
 # BOS after the images and "\n" after the prefix. The answer (the "suffix") ends with EOS.
@@ -259,6 +271,28 @@ def build_llava_onevision(texts: Sequence[str], folder: Path) -> tuple[PreTraine
     return _seeded(LlavaOnevisionForConditionalGeneration, config), processor
 
 
+def build_llava_next(texts: Sequence[str], folder: Path) -> tuple[PreTrainedModel, ProcessorMixin]:
+    tokenizer = family_tokenizer(texts, [])
+    pinpoints = [[32, 32], [32, 64], [64, 32]]
+    image_processor = LlavaNextImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                                 image_grid_pinpoints=pinpoints)
+    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
+                                   vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                                   chat_template=LLAVA_NEXT_TEMPLATE)
+    config = LlavaNextConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                       image_size=32, patch_size=8),
+        text_config=LlamaConfig(**TEXT, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                eos_token_id=tokenizer.eos_token_id),
+        image_token_index=processor.image_token_id,
+        image_grid_pinpoints=pinpoints,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,  # as the Mistral / Vicuna checkpoints
+    )
+    return _seeded(LlavaNextForConditionalGeneration, config), processor
+
+
 @dataclass(frozen=True)
 class FamilySpec:
     build: Callable[[Sequence[str], Path], tuple[PreTrainedModel, ProcessorMixin]]
@@ -268,6 +302,7 @@ class FamilySpec:
 
 FAMILIES: dict[str, FamilySpec] = {
     "llava": FamilySpec(build_llava, "</s>", tied=False),
+    "llava_next": FamilySpec(build_llava_next, "</s>", tied=False),
     "qwen2_vl": FamilySpec(build_qwen2_vl, "<|im_end|>", tied=True),
     "qwen2_5_vl": FamilySpec(build_qwen2_5_vl, "<|im_end|>", tied=True),
     "idefics3": FamilySpec(build_idefics3, "<end_of_utterance>", tied=True),

@@ -21,7 +21,7 @@ from medforget.world.storage import load_benchmark
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 # Each loss method on at least one family (idk_po packs preferred and rejected answers on per-sample stacks).
-LOSS_METHOD = {"llava": "ga", "qwen2_vl": "grad_diff", "qwen2_5_vl": "kl", "idefics3": "idk_po", "paligemma": "npo",
+LOSS_METHOD = {"llava": "ga", "llava_next": "grad_diff", "qwen2_vl": "grad_diff", "qwen2_5_vl": "kl", "idefics3": "idk_po", "paligemma": "npo",
                "gemma3": "npo", "llava_onevision": "idk_po"}
 
 

@@ -22,7 +22,7 @@ from medforget.errors import MedforgetError
 from medforget.models.lora import LoraSettings, apply_lora
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TESTED_FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma", "gemma3", "llava_onevision")
+TESTED_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma", "gemma3", "llava_onevision")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 IMAGE_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
