@@ -205,17 +205,37 @@ def test_default_lora_targets_only_the_language_model(family: Family) -> None:
     assert generated.shape == (len(ROWS), prompts["input_ids"].shape[1] + 2)
 
 
+def mcq_rows() -> tuple[list[dict], Any]:
+    """One-image, text-only and two-image MCQ rows, and their images by row."""
+    rows = [ROWS[0], {"id": "q5", "task": "mcq", "question": "Jane Doe was born in which year?",
+                      "options": ["1961", "1970", "1985"], "correct_index": 0, "answer": "1961", "scan_ids": []},
+            {**ROWS[0], "id": "q4", "options": ["X-ray", "ultrasound"], "correct_index": 0, "answer": "X-ray",
+             "scan_ids": ["S2", "S3"]}]
+    images = {row["id"]: scans(len(row["scan_ids"]), i) for i, row in enumerate(rows)}
+    return rows, lambda row: images[row["id"]]
+
+
+def test_batched_scoring_equals_one_row_at_a_time(family: Family) -> None:
+    """Option likelihoods and the membership attacks' token statistics of a mixed batch, against each row alone."""
+    from medforget.evaluate import engine
+
+    rows, get = mcq_rows()
+    together = engine.score_options(family.model, family.processor, rows, get, batch_size=64)
+    stats = engine.answer_token_stats(family.model, family.processor, rows, get, batch_size=64)
+    for row, scores, tokens in zip(rows, together, stats):
+        alone = engine.score_options(family.model, family.processor, [row], get)[0]
+        assert scores.raw == pytest.approx(alone.raw, abs=1e-3)
+        single = engine.answer_token_stats(family.model, family.processor, [row], get)[0]
+        assert tokens.logprobs == pytest.approx(single.logprobs, abs=1e-3)
+        assert tokens.mu == pytest.approx(single.mu, abs=1e-3)
+
+
 def test_option_scores_are_the_same_with_and_without_a_shared_prompt(family: Family) -> None:
     """LLaVA and Idefics3 score options on a cached prompt; every family must give what scoring each
     (question, option) pair in full gives, and Qwen2-VL (M-RoPE positions) takes the full path."""
     from medforget.evaluate import engine
 
-    rows = [ROWS[0], {**ROWS[0], "id": "q4", "options": ["X-ray", "ultrasound"], "correct_index": 0, "answer": "X-ray",
-                      "scan_ids": ["S2"]},
-            {"id": "q5", "task": "mcq", "question": "Jane Doe was born in which year?", "options": ["1961", "1970", "1985"],
-             "correct_index": 0, "answer": "1961", "scan_ids": []}]
-    images = {row["id"]: scans(len(row["scan_ids"]), i) for i, row in enumerate(rows)}
-    get = lambda row: images[row["id"]]  # noqa: E731
+    rows, get = mcq_rows()
     full = engine._score_pairs(family.model, family.processor, rows, get, 64, None)
     scores = engine.score_options(family.model, family.processor, rows, get, batch_size=4)
     shared = engine._shares_prompts(family.model, family.processor, rows[0], get)
