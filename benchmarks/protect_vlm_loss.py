@@ -54,7 +54,7 @@ from medforget.protect.protocol import TABLE_FILE, Items, ProtectEvalConfig, run
 from medforget.protect.quality import psnr
 from medforget.train.augment import augment
 from medforget.train.config import TrainConfig
-from medforget.train.loop import freeze_vision
+from medforget.models.parts import freeze_vision_tower
 from medforget.world.storage import Benchmark, load_benchmark
 
 EPS, MIN_PSNR = 8 / 255, 35.0
@@ -92,7 +92,7 @@ def minmin(model, encoder, task: Task, x: torch.Tensor, train_cfg: TrainConfig, 
     torch.manual_seed(args.seed)
     surrogate = copy.deepcopy(model)
     if not train_cfg.train_vision:
-        freeze_vision(surrogate)
+        freeze_vision_tower(surrogate)
     optimizer = torch.optim.AdamW([p for p in surrogate.parameters() if p.requires_grad], lr=train_cfg.lr,
                                   weight_decay=train_cfg.weight_decay)
     rng = np.random.default_rng(args.seed)

@@ -141,7 +141,8 @@ def test_collate_pads_per_sample_image_stacks() -> None:
         if not n_images:
             return Example(tokens)
         return Example(tokens, {"pixel_values": torch.full((1, n_images, 3, size, size), 0.5),
-                                "pixel_attention_mask": torch.ones((1, n_images, size, size), dtype=torch.long)})
+                                "pixel_attention_mask": torch.ones((1, n_images, size, size), dtype=torch.long)},
+                       per_sample=frozenset({"pixel_values", "pixel_attention_mask"}))
 
     batch = collate([example(2, 8), example(0, 0), example(1, 6)], pad_token_id=0)
     pixels, mask = batch["pixel_values"], batch["pixel_attention_mask"]
@@ -149,6 +150,28 @@ def test_collate_pads_per_sample_image_stacks() -> None:
     assert (pixels[0] == 0.5).all() and (pixels[1] == 0).all() and (mask[1] == 0).all()
     assert (pixels[2, 0, :, :6, :6] == 0.5).all() and (pixels[2, 0, :, 6:] == 0).all() and (pixels[2, 1] == 0).all()
     assert mask[2, 0].sum() == 36 and mask[2, 1].sum() == 0
+
+
+def test_collate_concatenates_per_image_tensors_and_counts_images_per_sample() -> None:
+    """LLaVA-OneVision's layout: (images, patches, C, H, W) pixels and image sizes over the batch's images,
+    the image count per sample; a text-only row adds no image and counts 0."""
+    def example(patches: list[int]) -> Example:
+        tokens = {"input_ids": torch.ones(4, dtype=torch.long), "attention_mask": torch.ones(4, dtype=torch.long)}
+        if not patches:
+            return Example(tokens)
+        pixels = torch.zeros((len(patches), max(patches), 3, 2, 2))
+        for i, n in enumerate(patches):
+            pixels[i, :n] = len(patches) * 10 + i + 1
+        return Example(tokens, {"pixel_values": pixels, "image_sizes": torch.tensor([[32, 32 + 8 * i] for i in range(len(patches))]),
+                                "batch_num_images": torch.tensor([len(patches)])}, per_sample=frozenset({"batch_num_images"}))
+
+    batch = collate([example([1, 1]), example([]), example([3])], pad_token_id=0)
+    assert batch["batch_num_images"].tolist() == [2, 0, 1]
+    assert batch["image_sizes"].tolist() == [[32, 32], [32, 40], [32, 32]]
+    pixels = batch["pixel_values"]
+    assert pixels.shape == (3, 3, 3, 2, 2)
+    assert (pixels[0, 0] == 21).all() and (pixels[1, 0] == 22).all() and (pixels[0, 1:] == 0).all()
+    assert (pixels[2] == 11).all()
 
 
 def test_pad_token_falls_back_to_eos(processor: ProcessorMixin) -> None:

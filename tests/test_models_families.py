@@ -1,40 +1,23 @@
-"""The shared formatting, batching, loss, LoRA and generation path on tiny random models of each family.
-
-Qwen2-VL and Idefics3 (SmolVLM) are built from configs with processors around a locally trained tokenizer,
-as transformers' own tests do; nothing is downloaded.
-"""
+"""The shared formatting, batching, loss, LoRA and generation path on tiny random models of each family
+(built in tests/families.py from their real configs and chat templates; nothing is downloaded)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import (
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    Idefics3Config,
-    Idefics3ForConditionalGeneration,
-    Idefics3ImageProcessorPil,
-    Idefics3Processor,
-    LlamaConfig,
-    PreTrainedModel,
-    ProcessorMixin,
-    Qwen2VLConfig,
-    Qwen2VLForConditionalGeneration,
-    Qwen2VLImageProcessorPil,
-    Qwen2VLProcessor,
-)
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, ProcessorMixin
 
+from families import FAMILIES
 from medforget.data.collate import collate, pad_token_id
 from medforget.data.formatting import IGNORE_INDEX, answer_text, answer_token_ids, format_example
 from medforget.models.lora import LoraSettings, apply_lora
 from medforget.models.loss import answer_token_counts, answer_token_loss
-from medforget.models.tiny import build_tiny_model, train_tokenizer
+from medforget.models.parts import VisionPartsError, freeze_vision_tower, vision_parts
 
 QUESTIONS = [
     "What imaging modality is shown in this scan?",
@@ -52,86 +35,6 @@ ROWS = [
 TEXTS = [*QUESTIONS, "MRI CT X-ray", "Jane Doe was born on 12 March 1961.", "The first scan"] * 20
 
 
-class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
-    """Qwen2VLProcessor without its video processor, whose class needs torchvision (not installed here)."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-
-
-QWEN_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-# SmolVLM's own template.
-SMOLVLM_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
-    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
-TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2}
-
-
-def family_tokenizer(extra: list[str]):
-    tokenizer = train_tokenizer(TEXTS, 512)
-    tokenizer.add_special_tokens({"additional_special_tokens": extra})
-    return tokenizer
-
-
-def build_qwen2_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
-    tokenizer = family_tokenizer(
-        ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-    )
-    image_processor = Qwen2VLImageProcessorPil(
-        patch_size=8, merge_size=2, temporal_patch_size=2, min_pixels=32 * 32, max_pixels=64 * 64
-    )
-    processor = ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_TEMPLATE)
-    config = Qwen2VLConfig(
-        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "patch_size": 8,
-                       "spatial_merge_size": 2, "temporal_patch_size": 2},
-        text_config={**TEXT, "vocab_size": len(tokenizer), "max_position_embeddings": 512,
-                     "rope_parameters": {"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0},
-                     "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-                     "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>")},
-        image_token_id=processor.image_token_id,
-        video_token_id=processor.video_token_id,
-        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
-    )
-    torch.manual_seed(0)
-    return Qwen2VLForConditionalGeneration(config).eval(), processor
-
-
-def build_idefics3() -> tuple[PreTrainedModel, ProcessorMixin]:
-    tokenizer = family_tokenizer(["<|im_start|>", "<fake_token_around_image>", "<end_of_utterance>", "<global-img>"])
-    image_processor = Idefics3ImageProcessorPil(
-        do_image_splitting=False, size={"longest_edge": 64}, max_image_size={"longest_edge": 64}
-    )
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=16,
-                                  chat_template=SMOLVLM_TEMPLATE)
-    config = Idefics3Config(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 64, "patch_size": 8},
-        text_config=LlamaConfig(**TEXT, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id),
-        scale_factor=2,
-        image_token_id=processor.image_token_id,
-    )
-    torch.manual_seed(0)
-    return Idefics3ForConditionalGeneration(config).eval(), processor
-
-
-def build_llava(folder: Path) -> tuple[PreTrainedModel, ProcessorMixin]:
-    build_tiny_model(TEXTS, folder)
-    return AutoModelForImageTextToText.from_pretrained(folder, use_safetensors=True).eval(), AutoProcessor.from_pretrained(folder)
-
-
 @dataclass
 class Family:
     model: PreTrainedModel
@@ -140,14 +43,12 @@ class Family:
     vision_prefix: str
 
 
-@pytest.fixture(scope="module", params=["llava", "qwen2_vl", "idefics3"])
-def family(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Family:
-    if request.param == "llava":
-        model, processor = build_llava(tmp_path_factory.mktemp("llava"))
-        return Family(model, processor, "</s>", "model.vision_tower.")
-    if request.param == "qwen2_vl":
-        return Family(*build_qwen2_vl(), "<|im_end|>", "model.visual.")
-    return Family(*build_idefics3(), "<end_of_utterance>", "model.vision_model.")
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request: Any, tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Family:
+    spec = FAMILIES[request.param]
+    model, processor = spec.build(TEXTS, tmp_path_factory.mktemp(request.param))
+    assert (model.get_output_embeddings().weight is model.get_input_embeddings().weight) == spec.tied
+    return Family(model, processor, spec.end_of_turn, vision_parts(model).tower + ".")
 
 
 def scans(n: int, seed: int) -> list[Image.Image]:
@@ -214,7 +115,7 @@ def test_training_step_updates_language_and_vision(family: Family) -> None:
     loss.backward()
     grads = {name: param.grad for name, param in model.named_parameters() if param.grad is not None}
     assert torch.isfinite(loss)
-    assert grads[next(n for n in grads if "lm_head" in n)].abs().sum() > 0
+    assert model.get_output_embeddings().weight.grad.abs().sum() > 0  # lm_head, tied or not
     assert any(g.abs().sum() > 0 for n, g in grads.items() if n.startswith(family.vision_prefix))
     optimizer.step()
     optimizer.zero_grad()
@@ -224,7 +125,57 @@ def test_training_step_updates_language_and_vision(family: Family) -> None:
     changed = [name for name, param in model.named_parameters() if not torch.equal(param, before[name])]
     assert any(name.startswith(family.vision_prefix) for name in changed)
     assert after < loss.detach()
-    model.load_state_dict(before)
+    model.load_state_dict(before, strict=False)  # a tied lm_head is restored with the embeddings
+
+
+def test_a_mixed_batch_scores_every_row_as_it_scores_alone(family: Family) -> None:
+    """Text-only, one-image and two-image rows in one batch: each row's loss is the one it has alone, so
+    no image is dropped, duplicated or given to the wrong row."""
+    examples = [format_example(family.processor, row, scans(len(row["scan_ids"]), i)) for i, row in enumerate(ROWS)]
+    pad = pad_token_id(family.processor)
+    with torch.no_grad():
+        together = answer_token_loss(family.model, collate(examples, pad_token_id=pad), reduction="sum_per_sample")
+        alone = [answer_token_loss(family.model, collate([e], pad_token_id=pad), reduction="sum_per_sample")[0]
+                 for e in examples]
+    torch.testing.assert_close(together, torch.stack(alone), rtol=1e-4, atol=1e-4)
+
+
+def test_packed_preference_pairs_keep_the_image_layout(family: Family) -> None:
+    """idk_po packs a preferred and a rejected answer into one example: its images must batch as the
+    preferred examples' own do (per-sample stacks stay per sample)."""
+    from medforget.methods.idk_po import pack_pair, unpack_pair
+
+    def rejected(row: dict) -> dict:
+        if row["task"] == "mcq":
+            return {**row, "correct_index": 0, "answer": row["options"][0]}
+        return {**row, "answer": "I do not know"}
+
+    images = [scans(len(row["scan_ids"]), i) for i, row in enumerate(ROWS)]
+    wins = [format_example(family.processor, row, imgs) for row, imgs in zip(ROWS, images)]
+    loses = [format_example(family.processor, rejected(row), imgs) for row, imgs in zip(ROWS, images)]
+    pad = pad_token_id(family.processor)
+    win, _ = unpack_pair(collate([pack_pair(w, lose) for w, lose in zip(wins, loses)], pad_token_id=pad))
+    expected = collate(wins, pad_token_id=pad)
+    for key in wins[0].vision:
+        assert torch.equal(win[key], expected[key]), key
+
+
+def test_freezing_keeps_the_tower_and_trains_the_projector(family: Family) -> None:
+    model = type(family.model)(family.model.config)
+    parts = freeze_vision_tower(model)
+    frozen = parts.tower_parameters(model)
+    assert frozen and not any(param.requires_grad for param in frozen.values())
+    assert parts.projector is not None
+    assert all(param.requires_grad for param in model.get_submodule(parts.projector).parameters())
+    assert all(param.requires_grad for name, param in model.named_parameters() if name not in frozen)
+
+
+def test_a_model_without_a_vision_tower_is_a_one_line_error() -> None:
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    with pytest.raises(VisionPartsError, match="cannot find the vision tower of LlamaForCausalLM") as caught:
+        freeze_vision_tower(model)
+    assert "\n" not in str(caught.value)
 
 
 def test_left_padded_generation_matches_single_rows(family: Family) -> None:
@@ -266,17 +217,37 @@ def test_default_lora_targets_only_the_language_model(family: Family) -> None:
     assert generated.shape == (len(ROWS), prompts["input_ids"].shape[1] + 2)
 
 
+def mcq_rows() -> tuple[list[dict], Any]:
+    """One-image, text-only and two-image MCQ rows, and their images by row."""
+    rows = [ROWS[0], {"id": "q5", "task": "mcq", "question": "Jane Doe was born in which year?",
+                      "options": ["1961", "1970", "1985"], "correct_index": 0, "answer": "1961", "scan_ids": []},
+            {**ROWS[0], "id": "q4", "options": ["X-ray", "ultrasound"], "correct_index": 0, "answer": "X-ray",
+             "scan_ids": ["S2", "S3"]}]
+    images = {row["id"]: scans(len(row["scan_ids"]), i) for i, row in enumerate(rows)}
+    return rows, lambda row: images[row["id"]]
+
+
+def test_batched_scoring_equals_one_row_at_a_time(family: Family) -> None:
+    """Option likelihoods and the membership attacks' token statistics of a mixed batch, against each row alone."""
+    from medforget.evaluate import engine
+
+    rows, get = mcq_rows()
+    together = engine.score_options(family.model, family.processor, rows, get, batch_size=64)
+    stats = engine.answer_token_stats(family.model, family.processor, rows, get, batch_size=64)
+    for row, scores, tokens in zip(rows, together, stats):
+        alone = engine.score_options(family.model, family.processor, [row], get)[0]
+        assert scores.raw == pytest.approx(alone.raw, abs=1e-3)
+        single = engine.answer_token_stats(family.model, family.processor, [row], get)[0]
+        assert tokens.logprobs == pytest.approx(single.logprobs, abs=1e-3)
+        assert tokens.mu == pytest.approx(single.mu, abs=1e-3)
+
+
 def test_option_scores_are_the_same_with_and_without_a_shared_prompt(family: Family) -> None:
     """LLaVA and Idefics3 score options on a cached prompt; every family must give what scoring each
     (question, option) pair in full gives, and Qwen2-VL (M-RoPE positions) takes the full path."""
     from medforget.evaluate import engine
 
-    rows = [ROWS[0], {**ROWS[0], "id": "q4", "options": ["X-ray", "ultrasound"], "correct_index": 0, "answer": "X-ray",
-                      "scan_ids": ["S2"]},
-            {"id": "q5", "task": "mcq", "question": "Jane Doe was born in which year?", "options": ["1961", "1970", "1985"],
-             "correct_index": 0, "answer": "1961", "scan_ids": []}]
-    images = {row["id"]: scans(len(row["scan_ids"]), i) for i, row in enumerate(rows)}
-    get = lambda row: images[row["id"]]  # noqa: E731
+    rows, get = mcq_rows()
     full = engine._score_pairs(family.model, family.processor, rows, get, 64, None)
     scores = engine.score_options(family.model, family.processor, rows, get, batch_size=4)
     shared = engine._shares_prompts(family.model, family.processor, rows[0], get)

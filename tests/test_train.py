@@ -1,5 +1,6 @@
 """The training stages: init-model, resumable training, the oracle's data, and two-process launch."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from transformers import AutoModelForImageTextToText
 
 from medforget.errors import MedforgetError
 from medforget.models.loading import load_model
+from medforget.models.weights import load_state
 from medforget.train.config import TrainConfig
 from medforget.train.examples import format_rows
 from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, length_groups, train
-from medforget.train.stages import init_model, run_stage, training_rows
+from medforget.train.stages import benchmark_texts, init_model, run_stage, training_rows
 from medforget.world import load_benchmark
 
 
@@ -74,6 +76,85 @@ def test_a_killed_run_resumes_to_the_same_weights(smoke_bench, base_model, tmp_p
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not (tmp_path / "resumed" / CHECKPOINT_DIR).exists()
+
+
+def test_a_killed_run_of_a_tied_embedding_model_resumes_to_the_same_weights(smoke_bench, tmp_path):
+    """Qwen2-VL ties lm_head to the input embeddings, as its small checkpoints do: the periodic checkpoint
+    must write them (safetensors refuses shared tensors) and the resumed run end where the whole one does."""
+    from families import FAMILIES
+
+    bench = load_benchmark(smoke_bench)
+    rows = bench["train"].to_list()[:24]
+    cfg = TrainConfig(max_steps=6, batch_size=4, lr=1e-3, save_every=2, train_vision=False)
+
+    def run(out: Path, kill_at: int | None = None):
+        model, processor = FAMILIES["qwen2_vl"].build(benchmark_texts(bench), out)
+        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+
+        def report(info: dict) -> None:
+            if kill_at is not None and info["step"] == kill_at:
+                raise Killed
+
+        return train(model, processor, format_rows(bench, rows, processor), cfg, out, report=report)
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(Killed):
+        run(tmp_path / "resumed", kill_at=5)
+    checkpoint = tmp_path / "resumed" / CHECKPOINT_DIR
+    assert load_state(checkpoint / "model.safetensors").keys() >= {"lm_head.weight", "model.language_model.embed_tokens.weight"}
+    assert not checkpoint.with_name(CHECKPOINT_DIR + ".tmp").exists()
+    resumed = run(tmp_path / "resumed")
+    assert resumed.resumed_from == 4
+    assert resumed.losses == pytest.approx(whole.losses[4:], rel=1e-5)
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_failed_checkpoint_leaves_the_last_one_and_no_temporary_folder(smoke_bench, base_model, tmp_path, monkeypatch):
+    from medforget.train import loop
+
+    bench = load_benchmark(smoke_bench)
+    model, processor = load_model(base_model)
+    examples = format_rows(bench, bench["train"].to_list()[:16], processor)
+    real, calls = loop.save_state, []
+
+    def fail_the_second(state, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(state, path)
+
+    monkeypatch.setattr(loop, "save_state", fail_the_second)
+    with pytest.raises(OSError, match="disk full"):
+        train(model, processor, examples, TrainConfig(max_steps=6, batch_size=4, save_every=2), tmp_path)
+    assert json.loads((tmp_path / CHECKPOINT_DIR / "state.json").read_text())["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_DIR]
+
+
+def test_a_run_killed_while_swapping_checkpoints_resumes_from_the_previous_one(smoke_bench, base_model, tmp_path, monkeypatch):
+    bench = load_benchmark(smoke_bench)
+    cfg = TrainConfig(max_steps=6, batch_size=4, save_every=2)
+    folder = tmp_path / CHECKPOINT_DIR
+    old = folder.with_name(CHECKPOINT_DIR + ".old")
+    real = os.replace
+
+    def killed_between_the_renames(source, target):
+        if Path(target) == folder and old.exists():
+            raise Killed
+        real(source, target)
+
+    def run():
+        model, processor = load_model(base_model)
+        return train(model, processor, format_rows(bench, bench["train"].to_list()[:16], processor), cfg, tmp_path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", killed_between_the_renames)
+        with pytest.raises(Killed):
+            run()
+    assert not folder.exists() and json.loads((old / "state.json").read_text())["step"] == 2
+    assert run().resumed_from == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(CHECKPOINT_DIR)) == []
 
 
 def test_finished_output_is_not_overwritten_without_asking(smoke_bench, base_model, tmp_path):

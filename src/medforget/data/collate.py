@@ -1,12 +1,14 @@
 """Batch formatted examples for any supported VLM family.
 
 Per-token tensors are padded (right for training, left for generation so every prompt ends at the
-same position). Image tensors come in two layouts, and the layout is what decides how they merge:
-flattened over images (LLaVA and PaliGemma ``pixel_values`` of shape (images, C, H, W), Qwen2-VL
-patches and ``image_grid_thw``) are concatenated in example order, which is the order the model
-scatters them into image tokens; stacked per sample (Idefics3/SmolVLM ``pixel_values`` of shape
-(1, images, C, H, W) with ``pixel_attention_mask``) are zero-padded to the largest stack, and text-only
-rows get all-zero stacks, which those models drop as padding images.
+same position). Image tensors follow the layout the processor itself gives them (``Example.per_sample``):
+flattened over images or patches (LLaVA, PaliGemma and Gemma 3 ``pixel_values`` of shape (images, C, H, W),
+LLaVA-OneVision / LLaVA-NeXT (images, patches, C, H, W) with ``image_sizes``, Qwen2-VL patches and
+``image_grid_thw``) are concatenated in example order, which is the order the model scatters them into
+image tokens, each zero-padded to the largest (patch counts differ between one- and two-image rows);
+stacked per sample (Idefics3/SmolVLM ``pixel_values`` (1, images, C, H, W) with ``pixel_attention_mask``,
+LLaVA-OneVision's ``batch_num_images``) are zero-padded to the largest stack, and text-only rows get
+zeros: padding images those models drop, and 0 images.
 """
 
 from __future__ import annotations
@@ -64,18 +66,22 @@ def _merge_vision(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
     with_images = [example for example in examples if example.vision]
     if not with_images:
         return {}
-    per_sample = with_images[0].vision["pixel_values"].dim() == 5
-    keys = sorted({key for example in with_images for key in example.vision})
-    if not per_sample:
-        return {key: torch.cat([ex.vision[key] for ex in with_images if key in ex.vision]) for key in keys}
+    per_sample = frozenset().union(*(example.per_sample for example in with_images))
     merged = {}
-    for key in keys:
-        stacks = [example.vision[key][0] if key in example.vision else None for example in examples]
-        present = [stack for stack in stacks if stack is not None]
-        shape = [max(sizes) for sizes in zip(*(stack.shape for stack in present))]
-        out = present[0].new_zeros((len(examples), *shape))
-        for row, stack in enumerate(stacks):
-            if stack is not None:
-                out[(row, *(slice(0, size) for size in stack.shape))] = stack
-        merged[key] = out
+    for key in sorted({key for example in with_images for key in example.vision}):
+        if key in per_sample:
+            merged[key] = _zero_padded([example.vision[key][0] if key in example.vision else None for example in examples])
+        else:
+            merged[key] = _zero_padded([part for example in with_images if key in example.vision for part in example.vision[key]])
     return merged
+
+
+def _zero_padded(parts: list[torch.Tensor | None]) -> torch.Tensor:
+    """Stack `parts` along a new first dimension, each zero-padded to the largest; None gives zeros."""
+    present = [part for part in parts if part is not None]
+    shape = [max(sizes) for sizes in zip(*(part.shape for part in present))]
+    out = present[0].new_zeros((len(parts), *shape))
+    for row, part in enumerate(parts):
+        if part is not None:
+            out[(row, *(slice(0, size) for size in part.shape))] = part
+    return out

@@ -14,6 +14,7 @@ text prior, not the image), and would tie MCQ knowledge to a format that open qu
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from string import ascii_uppercase
@@ -34,10 +35,13 @@ class FormattingError(MedforgetError):
 
 @dataclass
 class Example:
-    """One formatted row: per-token tensors (1-D, same length) and the processor's image tensors as returned."""
+    """One formatted row: per-token tensors (1-D, same length) and the processor's image tensors as returned
+    for a batch of one; ``per_sample`` names the image tensors whose first dimension is the batch (the rest
+    run over images or patches and are concatenated in a batch, see ``data.collate``)."""
 
     tokens: dict[str, torch.Tensor]
     vision: dict[str, torch.Tensor] = field(default_factory=dict)
+    per_sample: frozenset[str] = frozenset()
 
     @property
     def length(self) -> int:
@@ -87,8 +91,9 @@ def format_example(
     rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
     prompt = processor.apply_chat_template(conversation(row, len(rgb), False), add_generation_prompt=True)
     prompt_tokens, vision = _encode(processor, prompt, rgb)
+    per_sample = per_sample_keys(processor) if vision else frozenset()
     if prompt_only:
-        return Example(tokens=prompt_tokens, vision=vision)
+        return Example(tokens=prompt_tokens, vision=vision, per_sample=per_sample)
     full = processor.apply_chat_template(conversation(row, len(rgb), True)).rstrip()
     if not full.startswith(prompt):
         raise FormattingError(f"the chat template of {type(processor).__name__} does not extend the prompt with the answer")
@@ -104,7 +109,9 @@ def format_example(
     if not (labels != IGNORE_INDEX).any():
         raise FormattingError(f"row {row['id']}: the answer produced no tokens")
     tokens["labels"] = labels
-    return Example(tokens=tokens, vision=vision)
+    if marks_suffix(processor):
+        tokens["token_type_ids"][n_prompt:] = 1  # the answer is the causal suffix, as the processor's `suffix=` makes it
+    return Example(tokens=tokens, vision=vision, per_sample=per_sample)
 
 
 def answer_token_ids(
@@ -148,24 +155,60 @@ def _through_answer(full: str, prompt: str, row: Mapping[str, Any]) -> str:
     return full[: start + len(answer)]
 
 
+def marks_suffix(processor: ProcessorMixin) -> bool:
+    """PaliGemma-style processors: ``token_type_ids`` 0 on the prefix (attended both ways) and 1 on the
+    answer, which the processor returns ``labels`` for when given ``suffix=``."""
+    return "labels" in processor.model_input_names and "token_type_ids" in processor.model_input_names
+
+
+_PER_SAMPLE: weakref.WeakKeyDictionary[ProcessorMixin, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def per_sample_keys(processor: ProcessorMixin) -> frozenset[str]:
+    """The image tensors the processor stacks per sample (Idefics3's pixel_values, LLaVA-OneVision's
+    batch_num_images), read off its own output for two samples of one and two images: their first
+    dimension is 2, where per-image tensors (image_sizes, image_grid_thw, most pixel_values) have 3 and
+    flattened patches (Qwen2-VL) many more. Computed once per processor."""
+    if processor not in _PER_SAMPLE:
+        images = [Image.new("RGB", (32, 32), (40 * k, 90, 160)) for k in range(3)]
+        rows = [{"id": "probe", "task": "open", "question": "probe", "scan_ids": []}] * 2
+        texts = [processor.apply_chat_template(conversation(row, n, False), add_generation_prompt=True)
+                 for row, n in zip(rows, (1, 2))]
+        encoded = _process(processor, texts, [images[:1], images[1:]])
+        vision_keys = set(processor.image_processor.model_input_names)
+        _PER_SAMPLE[processor] = frozenset(
+            key for key, value in encoded.items() if key in vision_keys and isinstance(value, torch.Tensor) and value.shape[0] == 2
+        )
+    return _PER_SAMPLE[processor]
+
+
+def _process(processor: ProcessorMixin, texts: list[str], images: list[list[Image.Image]] | None) -> Mapping[str, Any]:
+    """The processor's tensors for a batch of texts with their images (None: text only)."""
+    bos = processor.tokenizer.bos_token
+    # Like apply_chat_template(tokenize=True): a template that writes BOS itself must not get a second one.
+    add_special_tokens = not (bos and texts[0].startswith(bos))
+    if images:
+        return processor(text=texts, images=images, add_special_tokens=add_special_tokens, padding=True, return_tensors="pt")
+    try:
+        return processor(text=texts, add_special_tokens=add_special_tokens, padding=True, return_tensors="pt")
+    except ValueError:  # a processor that insists on images (PaliGemma's): its tokenizer, with its token types
+        wants_types = "token_type_ids" in processor.model_input_names
+        return processor.tokenizer(texts, add_special_tokens=add_special_tokens, padding=True,
+                                   return_token_type_ids=wants_types, return_tensors="pt")
+
+
 def _encode(
     processor: ProcessorMixin, text: str, images: list[Image.Image]
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Run the processor on a batch of one; split per-token tensors from the image processor's outputs."""
-    bos = processor.tokenizer.bos_token
-    # Like apply_chat_template(tokenize=True): a template that writes BOS itself must not get a second one.
-    add_special_tokens = not (bos and text.startswith(bos))
-    encoded = processor(
-        text=[text],
-        images=[images] if images else None,
-        add_special_tokens=add_special_tokens,
-        return_tensors="pt",
-    )
+    encoded = _process(processor, [text], [images] if images else None)
     vision_keys = set(processor.image_processor.model_input_names)
     length = encoded["input_ids"].shape[1]
     tokens: dict[str, torch.Tensor] = {}
     vision: dict[str, torch.Tensor] = {}
     for key, value in encoded.items():
+        if key == "labels" and marks_suffix(processor):
+            continue  # PaliGemma's processor masks its prefix; format_example labels the answer itself
         if key in vision_keys:
             vision[key] = value
         elif isinstance(value, torch.Tensor) and value.shape == (1, length):

@@ -55,7 +55,7 @@ def pack_pair(win: Example, lose: Example) -> Example:
     tokens = dict(win.tokens)
     tokens.update({REJECTED + key: value for key, value in lose.tokens.items() if key != "labels"})
     tokens[REJECTED + ANSWER_MASK] = (lose.tokens["labels"] != IGNORE_INDEX).long()
-    return Example(tokens=tokens, vision=win.vision)
+    return Example(tokens=tokens, vision=win.vision, per_sample=win.per_sample)
 
 
 def unpack_pair(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

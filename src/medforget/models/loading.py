@@ -22,7 +22,7 @@ from medforget.errors import MedforgetError
 from medforget.models.lora import LoraSettings, apply_lora
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TESTED_FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma")
+TESTED_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma", "gemma3", "llava_onevision")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 IMAGE_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -125,7 +125,7 @@ def load_processor(source: str) -> ProcessorMixin:
     try:
         processor = AutoProcessor.from_pretrained(source)
     except (OSError, ValueError, ImportError, AttributeError, TypeError) as err:
-        hint = "" if is_torchvision_available() else " (torchvision is not installed; some processors, e.g. Qwen2-VL's, need it)"
+        hint = "" if is_torchvision_available() else " (torchvision is not installed; some processors, e.g. Qwen2-VL's and LLaVA-OneVision's, need it)"
         raise ModelLoadError(f"could not load the processor of '{source}': {_first_line(err)}{hint}") from err
     if not isinstance(processor, ProcessorMixin) or getattr(processor, "image_processor", None) is None:
         raise ModelLoadError(

@@ -22,7 +22,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from peft import PeftModel
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
@@ -31,6 +30,8 @@ from medforget.data.formatting import IGNORE_INDEX, Example
 from medforget.errors import MedforgetError
 from medforget.models.loading import save_model
 from medforget.models.loss import answer_token_loss
+from medforget.models.parts import freeze_vision_tower
+from medforget.models.weights import load_state, save_state
 from medforget.train.augment import augment
 from medforget.train.config import TrainConfig
 
@@ -156,14 +157,6 @@ def total_steps(n_examples: int, cfg: TrainConfig, world: int) -> int:
     return max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
 
 
-def freeze_vision(model: nn.Module) -> None:
-    """Keep a (warmed-up) vision tower fixed while the projector and language model learn to read it."""
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
-    tower = getattr(getattr(base, "model", base), "vision_tower", None)
-    if tower is not None:
-        tower.requires_grad_(False)
-
-
 def train(
     model: PreTrainedModel | PeftModel, processor: ProcessorMixin, streams: Sequence[Example] | dict[str, Sequence[Example]],
     cfg: TrainConfig, out_dir: Path, *, objective: Objective = sft_objective, primary: str = "train",
@@ -183,7 +176,7 @@ def train(
     world, rank = accelerator.num_processes, accelerator.process_index
     steps = total_steps(len(streams[primary]), cfg, world)
     if not cfg.train_vision:
-        freeze_vision(model)
+        freeze_vision_tower(model)
     wrapper = Trainable(model, objective, reference)
     optimizer = torch.optim.AdamW([p for p in wrapper.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = cosine_schedule(optimizer, steps, cfg)
@@ -257,23 +250,32 @@ def _fingerprint(cfg: TrainConfig) -> dict:
 
 
 def _save_checkpoint(folder: Path, wrapper, optimizer, scheduler, accelerator: Accelerator, step: int, cfg: TrainConfig) -> None:
-    """Weights as safetensors, optimizer tensors with torch.save (read back with weights_only=True), state as JSON."""
+    """Weights as safetensors (tied ones once), optimizer tensors with torch.save (read back with weights_only=True),
+    state as JSON; written beside the last checkpoint and swapped in, so a crash leaves one whole checkpoint."""
     state = accelerator.get_state_dict(wrapper)
     if accelerator.is_main_process:
-        tmp = folder.with_name(folder.name + ".tmp")
+        tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in model_state(state).items()}, tmp / "model.safetensors")
-        if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "scheduler": scheduler.state_dict()["last_epoch"], "config": _fingerprint(cfg)}))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        try:
+            tmp.mkdir(parents=True)
+            save_state(model_state(state), tmp / "model.safetensors")
+            if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+                torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps({"step": step, "scheduler": scheduler.state_dict()["last_epoch"], "config": _fingerprint(cfg)}))
+            if folder.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
 def _resume(folder: Path, wrapper, optimizer, scheduler, accelerator: Accelerator, cfg: TrainConfig) -> int:
     """Load the last checkpoint if it belongs to this very configuration; return the step to continue from."""
+    if not (folder / "state.json").is_file():
+        folder = folder.with_name(folder.name + ".old")  # killed between the two renames of _save_checkpoint
     state_file = folder / "state.json"
     if not state_file.is_file():
         return 0
@@ -281,7 +283,7 @@ def _resume(folder: Path, wrapper, optimizer, scheduler, accelerator: Accelerato
     if state.get("config") != json.loads(json.dumps(_fingerprint(cfg))):
         accelerator.print(f"ignoring checkpoint in {folder}: it was made with other training options")
         return 0
-    weights = load_file(folder / "model.safetensors")
+    weights = load_state(folder / "model.safetensors")
     accelerator.unwrap_model(wrapper).model.load_state_dict(weights)
     if (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
@@ -310,5 +312,6 @@ def _save_final(out_dir: Path, wrapper, processor: ProcessorMixin, accelerator: 
             "resumed_from": result.resumed_from,
         }
         (out_dir / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        for suffix in ("", ".tmp", ".old"):
+            shutil.rmtree(out_dir / (CHECKPOINT_DIR + suffix), ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import ProcessorMixin
 
+from medforget.models.parts import vision_parts
 from medforget.train.augment import random_shift
 from medforget.world.storage import Benchmark
 
@@ -36,10 +37,7 @@ class VisionWarmup:
 
 
 def vision_tower(model: nn.Module) -> nn.Module:
-    tower = getattr(getattr(model, "model", model), "vision_tower", None)
-    if tower is None:
-        raise ValueError(f"{type(model).__name__} has no vision_tower to warm up")
-    return tower
+    return vision_parts(model).tower_module(model)
 
 
 def scan_pixels(bench: Benchmark, processor: ProcessorMixin, scan_ids: list[str]) -> torch.Tensor:
