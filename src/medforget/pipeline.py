@@ -244,6 +244,7 @@ class Runner:
                 stage = self.stages[name]
                 fresh, began = self._begin(stage), time.perf_counter()
                 torch.set_num_threads(self.threads(name) if stage.heavy else default)
+                torch.manual_seed(0)  # as in a fresh worker (see _in_worker): a stage never depends on the one before
                 try:
                     info = stage.job(fresh, report=report(name))
                 finally:
@@ -284,6 +285,7 @@ def _in_worker(job: Job, fresh: bool, threads: int) -> dict | None:
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(threads)
+    torch.manual_seed(0)  # a reused worker starts each stage from the same random state
     return job(fresh)
 
 

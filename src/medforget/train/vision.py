@@ -63,7 +63,9 @@ def warm_up_vision(model: nn.Module, processor: ProcessorMixin, bench: Benchmark
     pixels = scan_pixels(bench, processor, [r["scan_id"] for r in train_rows])
     labels = _labels(train_rows)
     width = tower.config.hidden_size
-    heads = nn.ModuleDict({name: nn.Linear(width, int(labels[name].max()) + 1) for name in TARGETS})
+    with torch.random.fork_rng():  # the heads' start comes from the seed, not from whatever ran before in this process
+        torch.manual_seed(cfg.seed)
+        heads = nn.ModuleDict({name: nn.Linear(width, int(labels[name].max()) + 1) for name in TARGETS})
     params = list(tower.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     steps = cfg.epochs * max(1, len(train_rows) // cfg.batch_size)
