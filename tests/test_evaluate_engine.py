@@ -50,6 +50,8 @@ def test_option_scores_equal_a_direct_likelihood(trained):
     model, processor, bench = trained
     rows = _rows(bench, "mcq", 5)
     images = ImageCache(bench)
+    # one batch of questions whose prompts differ in length, so the cached prompts are right-padded
+    assert len({len(r["question"]) for r in rows}) > 1
     scores = score_options(model, processor, rows, images, batch_size=7)
     for row, s in zip(rows, scores):
         for k, option in enumerate(row["options"]):

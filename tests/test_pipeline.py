@@ -77,3 +77,15 @@ def test_config_file_and_bad_settings(tmp_path):
     assert RunConfig(preset="smoke").scenarios == ["privacy", "incorrect"]
     with pytest.raises(MedforgetError):
         RunConfig(preset="smoke", methods=["nope"])
+
+
+def test_unknown_scenario_is_one_line_naming_the_choices(tmp_path):
+    from typer.testing import CliRunner
+
+    from medforget.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--preset", "smoke", "--scenario", "everything", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "everything" in lines[0] and "privacy, incorrect, both" in lines[0], result.output
+    assert not (tmp_path / "r").exists()

@@ -16,6 +16,7 @@ from medforget.world.build import generate
 from medforget.world.config import preset_config
 from medforget.evaluate.metrics.leak import name_tokens
 from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, RELATIONS
+from medforget.world.knowledge import CORRUPTIBLE
 from medforget.world.population import build_population
 from medforget.world.scans import render
 from medforget.world.validate import validate
@@ -48,7 +49,7 @@ def test_generated_benchmark_is_valid_and_complete(smoke_bench):
     incorrect = bench["forget_incorrect"].to_list()
     assert incorrect and all(r["is_incorrect"] and r["true_answer"] != r["answer"] for r in incorrect)
     assert {r["field"] for r in incorrect} >= {"scan_diagnosis"}  # image-bound and general corruption both present
-    assert any(r["field"] in ("drug_indication", "modality_of_choice") for r in incorrect)
+    assert any(r["field"] in CORRUPTIBLE for r in incorrect)
     for r in bench["train"].to_list()[:50]:
         assert all(img.size == (32, 32) for img in bench.images(r))
     scans = bench["scans"].to_list()

@@ -181,15 +181,17 @@ class RowBuilder:
         return rows
 
     def textbook_rows(self) -> list[dict]:
-        """Pretraining: every true fact in every training paraphrase of every task (held-out paraphrases stay
-        unseen by every model, so test splits still measure generalisation)."""
+        """Pretraining: every true fact in every training paraphrase of every task, `textbook_repeats` times
+        (held-out paraphrases stay unseen by every model, so test splits still measure generalisation).
+        Measured on `demo`: with one copy, 850 pretraining steps left the base model choosing the true answer
+        on only 35 % of the later corrupted facts' training MCQs."""
         rows = []
         for f in self.pop.knowledge.facts:
             fact = self.knowledge_fact(f, "pretrain")
             pools = (T.KNOWLEDGE_OPEN[f.kind], T.KNOWLEDGE_CLOZE[f.kind])
             for task in TASKS:
                 pool = pools[1] if task == "cloze" else pools[0]
-                for n in T.train_frames(pool):
+                for n in range(len(T.train_frames(pool)) * self.pop.config.textbook_repeats):
                     rows.append(self.writer.row(fact, task, "none", pools, False, [], f"K/{f.kind}/{f.subject}/{task}/pretrain/{n}", f.kind))
         return rows
 
