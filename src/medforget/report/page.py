@@ -40,6 +40,7 @@ td.small { font-size: 12.5px; color: var(--muted); min-width: 22em; }
 tr.kind-vanilla td:first-child { border-left: 4px solid #d62728; }
 tr.kind-oracle td:first-child { border-left: 4px solid #2ca02c; }
 tr.kind-base td:first-child { border-left: 4px solid #8c8c8c; }
+tr.kind-reference td { color: #666; font-style: italic; background: #f6f6f6; }
 tr.missing td { color: #9aa1ad; font-style: italic; }
 .scroll { overflow-x: auto; }
 dl.legend { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13.5px; color: var(--muted); }
