@@ -142,6 +142,12 @@ def _behaviour(scored: _Scored, scenario: str, resampler: Resampler | None) -> t
     return resampler.means(gen, refusing), resampler.means(gen, bad)
 
 
+def _empty(skipped: Sequence[tuple[str, str]] = ()) -> dict:
+    """The entry of a model that cannot be scored (no records of its own, or no vanilla or oracle)."""
+    return {"forgetting": None, "utility": None, "ues": None, "behaviour": None, "refusing": None, "malformed": None,
+            "reference": None, "scores": {}, "skipped": [list(s) for s in skipped], "kept": None, "ci": {}}
+
+
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -154,7 +160,7 @@ def scenario_ues(
 
     Models, vanilla or oracle without records get None figures: a partial run is still reported."""
     if not items.get(vanilla) or not items.get(oracle):
-        return {n: {"forgetting": None, "utility": None, "ues": None, "scores": {}, "skipped": [], "ci": {}} for n in names}
+        return {n: _empty() for n in names}
     design = plan(scenario, items[vanilla], items[oracle], items.get(base) if base else None)
     signals = (*FORGET_SIGNALS[scenario], *UTILITY_SIGNALS)
     known = known or {}
@@ -170,7 +176,7 @@ def scenario_ues(
     out: dict[str, dict] = {}
     for name in names:
         if not items.get(name):
-            out[name] = {"forgetting": None, "utility": None, "ues": None, "scores": {}, "skipped": design.skipped, "ci": {}}
+            out[name] = _empty(design.skipped)
             continue
         factor = behaviour_factor(behave[name][0], behave[oracle][0])
         result = unlearning_efficiency_score(point[name], point[vanilla], point[oracle], ref_point, design.forget,
