@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -70,10 +70,13 @@ class _Scored:
 
     records: Sequence[dict]
     known: Mapping[str, set[str]]
+    _items: dict = field(default_factory=dict)
 
     def items(self, signal: Signal) -> tuple[list[dict], list[bool]]:
-        chosen = [r for r in self.records if signal.selects(r)]
-        return chosen, [states(r, "answer") for r in chosen]
+        if signal not in self._items:
+            chosen = [r for r in self.records if signal.selects(r)]
+            self._items[signal] = (chosen, [states(r, "answer") for r in chosen])
+        return self._items[signal]
 
     def count(self, signal: Signal) -> Count | None:
         chosen, hits = self.items(signal)
