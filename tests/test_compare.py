@@ -156,3 +156,15 @@ def test_missing_oracle_and_items_give_notes_not_errors():
     assert out["ga"]["forget_quality"] == {"forget_privacy": None}
     assert out["ga"]["ues"]["privacy"]["ues"] is None
     assert out["ga"]["refusal"] == {"rates": {}, "oracle_gap": {}}
+
+
+def test_a_gap_carried_by_one_patient_is_left_out_given_the_bootstrap():
+    """30 items of one patient pass the count rules, but one patient says nothing about patients."""
+    one = {"vanilla": [mcq("forget_privacy", "privacy", True, patient="P0") for _ in range(30)],
+           "oracle": [mcq("forget_privacy", "privacy", False, patient="P0") for _ in range(30)]}
+    models = {n: {"splits": {}} for n in one}
+    plain = compare(models, one, scenario="privacy")["oracle"]["ues"]["privacy"]
+    clustered = compare(models, one, scenario="privacy", resampler=Resampler.for_records(*one.values(), n=100))
+    assert plain["kept"]["forget"] == ["forget_privacy"]
+    ues = clustered["oracle"]["ues"]["privacy"]
+    assert ues["kept"]["forget"] == [] and "one patient or fact" in dict(map(tuple, ues["skipped"]))["forget_privacy"]

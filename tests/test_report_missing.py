@@ -11,8 +11,8 @@ from medforget.evaluate.run import write_results
 from medforget.report import build_report
 
 
-def record(split: str, right: bool, mia: float | None = None) -> dict:
-    return {"id": f"{split}-{right}-{mia}", "split": split, "patient_id": "P1", "scenario": "privacy", "task": "mcq",
+def record(split: str, right: bool, mia: float | None = None, patient: str = "P1") -> dict:
+    return {"id": f"{split}-{right}-{mia}-{patient}", "split": split, "patient_id": patient, "scenario": "privacy", "task": "mcq",
             "field": "full_name", "is_private": True, "correct_index": 0, "pred_index": 0 if right else 1,
             "truth_ratio": 0.5 if right else 2.0, "prediction": "", "mia_min_k_pp": mia, "n_options": 4,
             "is_incorrect": False, "answer": "Ann Lee", "true_answer": "Ann Lee", "fact_id": "", "neighbour": False,
@@ -22,7 +22,7 @@ def record(split: str, right: bool, mia: float | None = None) -> dict:
 def evaluation(forget_acc: float, auc: float | None = None) -> tuple[dict, list[dict]]:
     """Metrics and records of a model scoring `forget_acc` on forget_privacy (4 items) and 1.0 on retain."""
     right = round(forget_acc * 4)
-    records = [record("forget_privacy", i < right) for i in range(4)] + [record("retain", True)]
+    records = [record("forget_privacy", i < right, patient=f"P{i}") for i in range(4)] + [record("retain", True)]
     metrics = {"benchmark_hash": "0" * 64, "splits": {
         "forget_privacy": {"mcq_acc": forget_acc, "leak_exact": 0.0, "refusal_rate": 0.0},
         "retain": {"mcq_acc": 1.0}}}

@@ -109,8 +109,32 @@ class Plan:
     reference_kind: str  # "base" or "chance"
 
 
-def plan(scenario: str, vanilla: Sequence[dict], oracle: Sequence[dict], base: Sequence[dict] | None) -> Plan:
-    """Which splits count, decided from vanilla, oracle and base alone (so alike for every model)."""
+def _clustered(
+    kept: list[str], signals: Sequence[Signal], v: _Scored, other: _Scored | None, constant: Mapping[str, float],
+    resampler: Resampler, against: str,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The kept signals whose vanilla-minus-reference difference has a cluster-bootstrap interval excluding 0:
+    items of one patient or fact are not independent, so a gap carried by one or two patients is not clear."""
+    by_key = {s.key: s for s in signals}
+    out, skipped = [], []
+    for key in kept:
+        mine = resampler.means(*v.items(by_key[key]))
+        ref = resampler.means(*other.items(by_key[key])) if other is not None else constant[key]
+        ci = interval(mine - ref)
+        if ci is None or ci[0] <= 0 <= ci[1]:
+            skipped.append((key, f"vanilla vs {against}: the 95 % interval over patients and facts of the difference "
+                                 f"{'is undefined (one patient or fact)' if ci is None else f'({ci[0]:.3f}, {ci[1]:.3f}) includes 0'}"))
+        else:
+            out.append(key)
+    return out, skipped
+
+
+def plan(
+    scenario: str, vanilla: Sequence[dict], oracle: Sequence[dict], base: Sequence[dict] | None,
+    resampler: Resampler | None = None,
+) -> Plan:
+    """Which splits count, decided from vanilla, oracle and base alone (so alike for every model): the count
+    rules of `kept_splits`, and with a `resampler` also a cluster-bootstrap interval of the difference."""
     v, o = _Scored(vanilla, {}), _Scored(oracle, {})
     counts = {name: {s.key: c for s in (*FORGET_SIGNALS[scenario], *UTILITY_SIGNALS) if (c := m.count(s))}
               for name, m in (("v", v), ("o", o))}
@@ -124,6 +148,11 @@ def plan(scenario: str, vanilla: Sequence[dict], oracle: Sequence[dict], base: S
     forget, utility, skipped = kept_splits(counts["v"], counts["o"], ref, [s.key for s in FORGET_SIGNALS[scenario]],
                                            [s.key for s in UTILITY_SIGNALS])
     rates = {k: (c[0] / c[1] if isinstance(c, tuple) else c) for k, c in ref.items()}
+    if resampler is not None:
+        forget, left_f = _clustered(forget, FORGET_SIGNALS[scenario], v, o, {}, resampler, "oracle")
+        utility, left_u = _clustered(utility, UTILITY_SIGNALS, v, b if base else None, rates, resampler,
+                                     "base" if base else "chance")
+        skipped = [*skipped, *left_f, *left_u]
     return Plan(forget, utility, skipped, rates, kind)
 
 
@@ -164,7 +193,7 @@ def scenario_ues(
     Models, vanilla or oracle without records get None figures: a partial run is still reported."""
     if not items.get(vanilla) or not items.get(oracle):
         return {n: _empty() for n in names}
-    design = plan(scenario, items[vanilla], items[oracle], items.get(base) if base else None)
+    design = plan(scenario, items[vanilla], items[oracle], items.get(base) if base else None, resampler)
     signals = (*FORGET_SIGNALS[scenario], *UTILITY_SIGNALS)
     known = known or {}
     scored = {n: _Scored(items.get(n, []), known) for n in {*names, vanilla, oracle}}
