@@ -5,21 +5,25 @@ import json
 import pytest
 from scipy.stats import ks_2samp
 
-from medforget.evaluate.compare import compare, scenario_scores, trained_answer_accuracy
+from medforget.evaluate.bootstrap import Resampler
+from medforget.evaluate.compare import compare
+
+SCALE = 3  # each (right, total) below is repeated: 30 items per split make every gap clear
 
 
-def mcq(split: str, scenario: str, right: bool, truth_ratio: float = 1.0, n: int = 1) -> list[dict]:
-    """`n` MCQ records answered right or wrong (correct_index 0)."""
-    return [{"split": split, "scenario": scenario, "task": "mcq", "correct_index": 0, "pred_index": 0 if right else 1,
-             "truth_ratio": truth_ratio} for _ in range(n)]
+def mcq(split: str, scenario: str, right: bool, truth_ratio: float = 1.0, patient: str = "P1") -> dict:
+    """An MCQ record answered right or wrong (correct_index 0 of 4 options)."""
+    return {"split": split, "scenario": scenario, "task": "mcq", "correct_index": 0, "pred_index": 0 if right else 1,
+            "truth_ratio": truth_ratio, "n_options": 4, "patient_id": patient, "fact_id": ""}
 
 
-def split_items(spec: dict[tuple[str, str], tuple[int, int]], ratios: dict[str, list[float]] | None = None) -> list[dict]:
-    """Records from {(split, scenario): (right, total)}; `ratios` gives the truth ratios of a split's items."""
+def split_items(spec: dict[tuple[str, str], tuple[int, int]], ratios: dict[str, list[float]] | None = None,
+                scale: int = SCALE) -> list[dict]:
+    """Records from {(split, scenario): (right, total)}, `scale` times over; `ratios` gives a split's truth ratios."""
     out = []
     for (split, scenario), (right, total) in spec.items():
         trs = (ratios or {}).get(split, [1.0] * total)
-        out += [mcq(split, scenario, i < right, trs[i])[0] for i in range(total)]
+        out += [mcq(split, scenario, i < right, trs[i], f"P{i}") for _ in range(scale) for i in range(total)]
     return out
 
 
@@ -60,7 +64,7 @@ def result() -> dict:
 
 def test_forget_quality_is_the_ks_p_value_against_the_oracle(result):
     for name in ("vanilla", "ga"):
-        expected = ks_2samp(RATIOS[name], RATIOS["oracle"]).pvalue
+        expected = ks_2samp(RATIOS[name] * SCALE, RATIOS["oracle"] * SCALE).pvalue
         assert result[name]["forget_quality"]["forget_privacy"] == pytest.approx(expected)
     assert result["oracle"]["forget_quality"]["forget_privacy"] == pytest.approx(1.0)
     assert result["vanilla"]["forget_quality"]["forget_privacy"] < 0.01  # disjoint distributions
@@ -87,13 +91,36 @@ def test_ues_scores_each_scenario_on_its_own_test_forget_items(result):
     assert privacy["scores"] == pytest.approx(
         {"forget_privacy": 0.5, "test_forget": 0.6, "retain": 0.9, "test_retain": 0.4, "general": 0.5})
     assert incorrect["scores"]["test_forget"] == pytest.approx(1.0)
-    # privacy: forget_privacy 1 - |0.5-0.2|/0.6 = 0.5, test_forget (privacy items) 1 - 0.4/0.4 = 0
-    f, u = (0.5 + 0.0) / 2, (1.0 + 0.5 + 1.0) / 3
+    # privacy: forget_privacy 1 - |0.5-0.2|/0.6 = 0.5, test_forget (privacy items) 1 - 0.4/0.4 = 0.
+    # No base model: utility from chance (1/4): retain 1, test_retain (0.4-0.25)/(0.8-0.25), general 1.
+    f, u = (0.5 + 0.0) / 2, (1.0 + 0.15 / 0.55 + 1.0) / 3
+    assert privacy["reference"] == "chance"
     assert privacy["forgetting"] == pytest.approx(f)
     assert privacy["utility"] == pytest.approx(u)
     assert privacy["ues"] == pytest.approx(2 * f * u / (f + u))
     assert incorrect["forgetting"] == 0.0 and incorrect["ues"] == 0.0
-    assert privacy["skipped"] == [] and incorrect["skipped"] == []
+    gen_missing = {"forget_privacy gen", "test_forget gen", "retain gen", "test_retain gen"}  # MCQ-only items
+    assert {s for s, _ in privacy["skipped"]} == gen_missing
+
+
+def test_utility_is_measured_from_the_base_model_when_the_run_has_one():
+    base = {("retain", "privacy"): (3, 10), ("test_retain", "privacy"): (3, 10), ("general", "general"): (5, 10)}
+    models = {n: {"splits": {}} for n in ("vanilla", "oracle", "base")}
+    items = {"vanilla": split_items(VANILLA), "oracle": split_items(ORACLE), "base": split_items(base)}
+    out = compare(models, items, scenario="privacy")
+    ues = out["oracle"]["ues"]["privacy"]
+    assert ues["reference"] == "base"
+    assert ["general", "vanilla not above the base"] in ues["skipped"]  # vanilla 0.5 = base 0.5
+    assert out["base"]["ues"]["privacy"]["utility"] == 0.0  # (no forget items: F and UES are None)
+
+
+def test_ues_interval_from_a_resampler_brackets_the_point_value(result):
+    models = {n: {"splits": {}} for n in ("vanilla", "oracle", "ga")}
+    items = {name: split_items(spec) for name, spec in (("vanilla", VANILLA), ("oracle", ORACLE), ("ga", HALFWAY))}
+    out = compare(models, items, scenario="privacy", resampler=Resampler.for_records(*items.values(), n=200))
+    ues = out["ga"]["ues"]["privacy"]
+    low, high = ues["ci"]["ues"]
+    assert low <= ues["ues"] <= high and high - low > 0
 
 
 def test_refusal_rates_and_gaps_to_the_oracle(result):
@@ -106,14 +133,15 @@ def test_refusal_rates_and_gaps_to_the_oracle(result):
 
 def test_skipped_splits_keep_their_reasons_and_a_fully_skipped_scenario_is_none():
     same = {("forget_privacy", "privacy"): (5, 10), ("retain", "privacy"): (9, 10), ("general", "general"): (0, 10)}
+    # general: vanilla 0 is below chance (1/4), so it cannot show utility
     models = {n: {"splits": {}} for n in ("vanilla", "oracle", "m")}
     out = compare(models, {n: split_items(same) for n in models})
     ues = out["m"]["ues"]["privacy"]
     reasons = dict(map(tuple, ues["skipped"]))
-    assert "min_gap" in reasons["forget_privacy"]  # vanilla = oracle: cannot show forgetting
+    assert "vanilla vs oracle" in reasons["forget_privacy"]  # vanilla = oracle: cannot show forgetting
     assert reasons["test_forget"] == "missing score"
     assert reasons["test_retain"] == "missing score"
-    assert reasons["general"] == "vanilla score is 0"
+    assert reasons["general"] == "vanilla not above the base"
     assert ues["forgetting"] is None and ues["ues"] is None  # NaN becomes None
     assert ues["utility"] == pytest.approx(1.0)
     json.dumps(out, allow_nan=False)  # strict JSON
@@ -130,9 +158,13 @@ def test_missing_oracle_and_items_give_notes_not_errors():
     assert out["ga"]["refusal"] == {"rates": {}, "oracle_gap": {}}
 
 
-def test_trained_answer_accuracy_filters_split_scenario_and_task():
-    records = split_items(VANILLA) + [{"split": "test_forget", "scenario": "privacy", "task": "open"}]
-    assert trained_answer_accuracy(records, "test_forget") == pytest.approx(16 / 20)
-    assert trained_answer_accuracy(records, "test_forget", "incorrect") == pytest.approx(1.0)
-    assert trained_answer_accuracy(records, "holdout") is None
-    assert set(scenario_scores(records, "incorrect")) == {"forget_incorrect", "test_forget", "retain", "test_retain", "general"}
+def test_a_gap_carried_by_one_patient_is_left_out_given_the_bootstrap():
+    """30 items of one patient pass the count rules, but one patient says nothing about patients."""
+    one = {"vanilla": [mcq("forget_privacy", "privacy", True, patient="P0") for _ in range(30)],
+           "oracle": [mcq("forget_privacy", "privacy", False, patient="P0") for _ in range(30)]}
+    models = {n: {"splits": {}} for n in one}
+    plain = compare(models, one, scenario="privacy")["oracle"]["ues"]["privacy"]
+    clustered = compare(models, one, scenario="privacy", resampler=Resampler.for_records(*one.values(), n=100))
+    assert plain["kept"]["forget"] == ["forget_privacy"]
+    ues = clustered["oracle"]["ues"]["privacy"]
+    assert ues["kept"]["forget"] == [] and "one patient or fact" in dict(map(tuple, ues["skipped"]))["forget_privacy"]

@@ -23,6 +23,7 @@ from medforget.train.stages import init_model, run_stage
 from medforget.world import load_benchmark
 
 MODELS = ("base", "vanilla", "oracle", "ga")
+REFERENCES = ("random-gibberish", "always-refuse")
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -131,11 +132,12 @@ def test_three_files_with_one_leaderboard_row_per_model(run_dir, page):
     for name in ("report.html", "leaderboard.md", "results.json"):
         assert (run_dir / name).stat().st_size > 0
     rows = page.tables["leaderboard-both"]  # run.json of one scenario, "both": one leaderboard
-    assert [r[0].split(" ")[0] for r in rows] == list(MODELS)
+    assert [r[0].split(" ")[0] for r in rows] == [*MODELS, *REFERENCES]  # the references below the methods
     assert rows[3][0] == "ga (method)" and rows[3][-1] == "12 s"
+    assert rows[4][0] == "random-gibberish (reference)"
     markdown = (run_dir / "leaderboard.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + len(MODELS)
+    assert len(table) == 1 + len(MODELS) + len(REFERENCES)
     assert markdown.count("\n- **") >= len(table[0].split("|")) - 2  # a legend line per column
 
 
@@ -146,7 +148,7 @@ def test_results_json_is_strict_and_holds_metrics_comparison_and_rows(run_dir):
     evaluated = json.loads((run_dir / "eval" / "vanilla.json").read_text())
     assert results["models"]["vanilla"]["metrics"]["splits"] == evaluated["splits"]
     comparison = results["comparison"]["both"]
-    assert set(comparison) == set(MODELS)
+    assert set(comparison) == {*MODELS, *REFERENCES}
     assert comparison["oracle"]["forget_quality"]["forget_privacy"] == pytest.approx(1.0)
     assert comparison["vanilla"]["ues"]["privacy"]["forgetting"] in (0.0, None)  # None: every split skipped
     board = results["leaderboards"]["both"]
@@ -155,6 +157,35 @@ def test_results_json_is_strict_and_holds_metrics_comparison_and_rows(run_dir):
     assert rows["vanilla"]["mia_auroc"] == pytest.approx(evaluated["membership"]["min_k_pp"]["auroc"])
     assert rows["ga"]["seconds"] == 12.5
     assert {c["key"] for c in board["columns"]} >= {"ues_privacy", "ues_incorrect", "refusal_holdout_gap", "corrupted", "neighbour"}
+
+
+def test_real_models_and_references_on_the_ues_with_intervals(run_dir):
+    """What holds for real smoke models whatever they learned (two training steps learn little, so the run
+    may have no split with a clear gap and then no UES): the splits are chosen once for every model; the
+    oracle's forgetting is 1 and vanilla's 0 by construction; refusing everything keeps only the oracle's
+    own refusal share as behaviour credit; every rate carries a 95 % interval."""
+    results = json.loads((run_dir / "results.json").read_text())
+    cmp = results["comparison"]["both"]
+    for scenario in ("privacy", "incorrect"):
+        ues = {n: c["ues"][scenario] for n, c in cmp.items()}
+        assert len({json.dumps(u["kept"]) for u in ues.values()}) == 1
+        assert ues["vanilla"]["forgetting"] in (0.0, None) and ues["oracle"]["forgetting"] in (1.0, None)
+        assert ues["vanilla"]["ues"] is None or ues["vanilla"]["ues"] <= 0.05
+        assert ues["always-refuse"]["behaviour"] == pytest.approx(ues["oracle"]["refusing"])
+        assert ues["always-refuse"]["ues"] is None or ues["always-refuse"]["ues"] <= 0.30
+        assert ues["random-gibberish"]["ues"] is None or ues["random-gibberish"]["ues"] <= 0.10
+    rows = {r["model"]: r for r in results["leaderboards"]["both"]["rows"]}
+    assert [rows[n]["kind"] for n in REFERENCES] == ["reference", "reference"]
+    for name in (*MODELS, *REFERENCES):
+        for key in ("forget", "retain", "leak", "refusal_forget"):
+            if (name, key) == ("ga", "leak"):
+                continue  # the fixture made one reply leak after ga's metrics were computed
+            low, high = rows[name][f"{key}_ci_low"], rows[name][f"{key}_ci_high"]
+            if low is None and key != "retain":
+                continue  # items of a single patient: no interval (retain has many patients)
+            assert low - 1e-9 <= rows[name][key] <= high + 1e-9, (name, key)
+    assert rows["always-refuse"]["refusal_forget"] == 1.0 and rows["random-gibberish"]["leak"] == 0.0
+    assert " ± " in (run_dir / "leaderboard.md").read_text()
 
 
 def test_page_is_self_contained_with_plots_and_scans(run_dir, page):
@@ -167,7 +198,8 @@ def test_page_is_self_contained_with_plots_and_scans(run_dir, page):
     text = " ".join(page.text)
     for heading in ("Leaderboard", "Forgetting versus keeping", "Accuracy per split", "Membership inference"):
         assert heading in text
-    assert len(page.tables["privleak"]) == len(MODELS) and len(page.tables["refusal"]) == len(MODELS)
+    shown = len(MODELS) + len(REFERENCES)
+    assert len(page.tables["privleak"]) == shown and len(page.tables["refusal"]) == shown
 
 
 def test_no_private_value_of_the_forget_set_is_shown(run_dir, page):

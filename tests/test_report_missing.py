@@ -11,16 +11,18 @@ from medforget.evaluate.run import write_results
 from medforget.report import build_report
 
 
-def record(split: str, right: bool, mia: float | None = None) -> dict:
-    return {"id": f"{split}-{right}-{mia}", "split": split, "patient_id": "P1", "scenario": "privacy", "task": "mcq",
+def record(split: str, right: bool, mia: float | None = None, patient: str = "P1") -> dict:
+    return {"id": f"{split}-{right}-{mia}-{patient}", "split": split, "patient_id": patient, "scenario": "privacy", "task": "mcq",
             "field": "full_name", "is_private": True, "correct_index": 0, "pred_index": 0 if right else 1,
-            "truth_ratio": 0.5 if right else 2.0, "prediction": "", "mia_min_k_pp": mia}
+            "truth_ratio": 0.5 if right else 2.0, "prediction": "", "mia_min_k_pp": mia, "n_options": 4,
+            "is_incorrect": False, "answer": "Ann Lee", "true_answer": "Ann Lee", "fact_id": "", "neighbour": False,
+            "condition": "name", "question": "Who is it?", "true_index": 0}
 
 
 def evaluation(forget_acc: float, auc: float | None = None) -> tuple[dict, list[dict]]:
     """Metrics and records of a model scoring `forget_acc` on forget_privacy (4 items) and 1.0 on retain."""
     right = round(forget_acc * 4)
-    records = [record("forget_privacy", i < right) for i in range(4)] + [record("retain", True)]
+    records = [record("forget_privacy", i < right, patient=f"P{i}") for i in range(4)] + [record("retain", True)]
     metrics = {"benchmark_hash": "0" * 64, "splits": {
         "forget_privacy": {"mcq_acc": forget_acc, "leak_exact": 0.0, "refusal_rate": 0.0},
         "retain": {"mcq_acc": 1.0}}}
@@ -80,7 +82,7 @@ def test_missing_models_files_and_benchmark_are_listed_not_fatal(tmp_path):
     paths = build_report(run)
     assert {p.name for p in paths.values()} == {"report.html", "leaderboard.md", "results.json"}
     page = Rows(paths["html"].read_text())
-    assert page.rows == ["vanilla", "ga (method)", "npo (method)"]
+    assert page.rows == ["vanilla", "ga (method)", "npo (method)", "random-gibberish (reference)", "always-refuse (reference)"]
     text = " ".join(page.text)
     for missing in ("npo: not evaluated", "ga: per-item records unreadable", "no oracle model",
                     "no benchmark, so no example", "No model has membership scores"):
@@ -101,7 +103,7 @@ def test_without_run_json_kinds_come_from_eval_names(tmp_path):
                                "vanilla": evaluation(1.0, 0.9), "base": evaluation(0.25, 0.5)})
     paths = build_report(run)
     page = Rows(paths["html"].read_text())
-    assert page.rows == ["base", "vanilla", "oracle", "smfa (method)"]
+    assert page.rows == ["base", "vanilla", "oracle", "smfa (method)", "random-gibberish (reference)", "always-refuse (reference)"]
     assert "run.json is missing" in " ".join(page.text)
     comparison = json.loads(paths["json"].read_text())["comparison"]["both"]  # no run.json: one scenario, both
     assert comparison["smfa"]["privleak"]["min_k_pp"] == pytest.approx(0.1)

@@ -12,20 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-import numpy as np
 
+from medforget.evaluate.bootstrap import Resampler
+from medforget.evaluate.efficiency import scenario_ues
 from medforget.evaluate.metrics.forget_quality import forget_quality
 from medforget.evaluate.metrics.mia import privleak
-from medforget.evaluate.metrics.ues import unlearning_efficiency_score
 
-#: Per UES scenario, its forget splits. `test_forget` holds both scenarios' paraphrases, so each
-#: scenario scores only its own items there (and, uniformly, on its own forget split).
-UES_FORGET_SPLITS: dict[str, tuple[str, ...]] = {
-    "privacy": ("forget_privacy", "test_forget"),
-    "incorrect": ("forget_incorrect", "test_forget"),
-}
-#: Utility is scored on every MCQ item of these splits, whichever scenario.
-UES_UTILITY_SPLITS: tuple[str, ...] = ("retain", "test_retain", "general")
 #: Per scenario a model was unlearned for: the forget splits its forget quality is computed on, and the UES
 #: scenarios it is scored on ("both" forgot both sets at once, so it is judged on each).
 FORGET_QUALITY_SPLITS: dict[str, tuple[str, ...]] = {
@@ -41,27 +33,6 @@ def finite(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(value)
-
-
-def trained_answer_accuracy(records: Iterable[dict], split: str, scenario: str | None = None) -> float | None:
-    """MCQ accuracy on the answer the rows were trained on (the corrupted one for corrupted items).
-
-    This grows with the knowledge being forgotten in both scenarios, as the UES requires. None when the
-    split (restricted to `scenario`) has no MCQ items.
-    """
-    hits = [
-        r["pred_index"] == r["correct_index"]
-        for r in records
-        if r["split"] == split and r["task"] == "mcq" and (scenario is None or r["scenario"] == scenario)
-    ]
-    return float(np.mean(hits)) if hits else None
-
-
-def scenario_scores(records: Sequence[dict], scenario: str) -> dict[str, float]:
-    """Per-split UES scores of one model for one scenario (splits without MCQ items are absent)."""
-    scores = {s: trained_answer_accuracy(records, s, scenario) for s in UES_FORGET_SPLITS[scenario]}
-    scores.update({s: trained_answer_accuracy(records, s) for s in UES_UTILITY_SPLITS})
-    return {s: v for s, v in scores.items() if v is not None}
 
 
 def _truth_ratios(records: Iterable[dict], split: str) -> list[float]:
@@ -88,18 +59,6 @@ def _privleak(model: Mapping, oracle: Mapping, notes: list[str]) -> dict[str, fl
     return {a: privleak(mine[a]["auroc"], theirs[a]["auroc"]) for a in mine if a in theirs and theirs[a]["auroc"] > 0}
 
 
-def _ues(model: Sequence[dict], vanilla: Sequence[dict], oracle: Sequence[dict], scenario: str) -> dict:
-    mine = scenario_scores(model, scenario)
-    result = unlearning_efficiency_score(
-        mine, scenario_scores(vanilla, scenario), scenario_scores(oracle, scenario),
-        forget_splits=UES_FORGET_SPLITS[scenario], utility_splits=UES_UTILITY_SPLITS,
-    )
-    return {
-        "forgetting": finite(result.forgetting), "utility": finite(result.utility), "ues": finite(result.ues),
-        "scores": mine, "skipped": [[split, reason] for split, reason in result.skipped],
-    }
-
-
 def _refusal_rates(metrics: Mapping) -> dict[str, float]:
     splits = metrics.get("splits") or {}
     return {s: splits[s]["refusal_rate"] for s in REFUSAL_SPLITS if (splits.get(s) or {}).get("refusal_rate") is not None}
@@ -117,12 +76,16 @@ def _refusal(model: Mapping, oracle: Mapping) -> dict:
 
 def compare(
     models: Mapping[str, Mapping], items: Mapping[str, Sequence[dict]], vanilla: str = "vanilla", oracle: str = "oracle",
-    scenario: str = "both",
+    scenario: str = "both", base: str | None = "base", known: Mapping[str, set[str]] | None = None,
+    resampler: Resampler | None = None,
 ) -> dict[str, dict]:
     """Per model (every key of `models`): forget quality, PrivLeak, UES, refusal and notes, all for the
     `scenario` the models were unlearned for and against that scenario's `oracle`.
 
-    `models` maps a name to its `evaluate_model` metrics and `items` to its per-item records. A model
+    `models` maps a name to its `evaluate_model` metrics and `items` to its per-item records; `base` names
+    the model the vanilla one was fine-tuned from (UES utility is measured from it; chance where the run has
+    none), `known` the benchmark's known values (well-formedness of replies), `resampler` the bootstrap
+    resamples for the UES intervals (none without it). A model
     without records, or a run without vanilla or oracle, still gets an entry: what cannot be computed is
     None or empty and `notes` says why, so a partial run can still be reported.
     """
@@ -131,7 +94,9 @@ def compare(
     privacy = "privacy" in UES_SCENARIOS[scenario]
     empty: dict = {}
     oracle_metrics, oracle_items = models.get(oracle, empty), items.get(oracle, [])
-    vanilla_items = items.get(vanilla, [])
+    names = list(models)
+    ues = {s: scenario_ues(s, items, names, vanilla, oracle, base if base in items else None, known, resampler)
+           for s in UES_SCENARIOS[scenario]}
     out: dict[str, dict] = {}
     for name, metrics in models.items():
         notes: list[str] = []
@@ -146,7 +111,7 @@ def compare(
             "scenario": scenario, "oracle": oracle,
             "forget_quality": _forget_quality(records, oracle_items, scenario, notes),
             "privleak": _privleak(metrics, oracle_metrics, notes) if privacy else {},
-            "ues": {s: _ues(records, vanilla_items, oracle_items, s) for s in UES_SCENARIOS[scenario]},
+            "ues": {s: ues[s][name] for s in UES_SCENARIOS[scenario]},
             "refusal": _refusal(metrics, oracle_metrics) if privacy else {},
             "notes": list(dict.fromkeys(notes)),
         }

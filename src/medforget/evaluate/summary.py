@@ -76,7 +76,7 @@ def generation_metrics(records: list[dict], known_values: dict[str, set[str]]) -
     return out
 
 
-def _states(r: dict, answer_key: str) -> bool:
+def states(r: dict, answer_key: str) -> bool:
     """Whether the item's reply states r[answer_key]: the option chosen (MCQ) or the phrase in the reply."""
     if r["task"] == "mcq":
         return r["pred_index"] == (r["correct_index"] if answer_key == "answer" else r["true_index"])
@@ -92,19 +92,19 @@ def incorrect_metrics(records: list[dict], known_values: dict[str, set[str]] | N
     items = [r for r in records if r["is_incorrect"]]
     if items:
         out["incorrect_n"] = len(items)
-        out["incorrect_rate"] = _mean([_states(r, "answer") for r in items])
-        out["true_rate"] = _mean([_states(r, "true_answer") for r in items])
+        out["incorrect_rate"] = _mean([states(r, "answer") for r in items])
+        out["true_rate"] = _mean([states(r, "true_answer") for r in items])
         for fmt, part in (("mcq", [r for r in items if r["task"] == "mcq"]), ("gen", [r for r in items if r["task"] != "mcq"])):
             if part:
-                out[f"incorrect_rate_{fmt}"] = _mean([_states(r, "answer") for r in part])
-                out[f"true_rate_{fmt}"] = _mean([_states(r, "true_answer") for r in part])
+                out[f"incorrect_rate_{fmt}"] = _mean([states(r, "answer") for r in part])
+                out[f"true_rate_{fmt}"] = _mean([states(r, "true_answer") for r in part])
     near = [r for r in records if r.get("neighbour")]
     if near:
         out["neighbour_n"] = len(near)
-        out["neighbour_acc"] = _mean([_states(r, "answer") for r in near])
+        out["neighbour_acc"] = _mean([states(r, "answer") for r in near])
         for fmt, part in (("mcq", [r for r in near if r["task"] == "mcq"]), ("gen", [r for r in near if r["task"] != "mcq"])):
             if part:
-                out[f"neighbour_acc_{fmt}"] = _mean([_states(r, "answer") for r in part])
+                out[f"neighbour_acc_{fmt}"] = _mean([states(r, "answer") for r in part])
     known = known_values or {}
     generated = [r for r in records if r["scenario"] == "incorrect" and r["task"] != "mcq" and r["field"] in known]
     if generated:

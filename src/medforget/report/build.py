@@ -7,13 +7,17 @@ import math
 import os
 from pathlib import Path
 
+from medforget.evaluate.bootstrap import Resampler, interval
 from medforget.evaluate.compare import FORGET_QUALITY_SPLITS, REFUSAL_SPLITS, compare
+from medforget.evaluate.references import reference_metrics, reference_records
+from medforget.evaluate.run import known_values
 from medforget.evaluate.summary import membership_scores
 from medforget.report import plots
 from medforget.report.examples import build_examples
+from medforget.report.intervals import Known, mcq_rate, model_intervals, rate_samples
 from medforget.report.leaderboard import SCENARIO_TITLES, columns_for, columns_json, leaderboard_rows, markdown
 from medforget.report.page import render
-from medforget.report.rundir import Run, load_run
+from medforget.report.rundir import ModelEntry, Run, load_run
 
 
 def json_safe(value: object) -> object:
@@ -40,13 +44,40 @@ def _membership_scores(run: Run, attack: str = "mia_min_k_pp") -> dict[str, tupl
     return {entry.name: membership_scores(run.items.get(entry.name, []), attack) for entry in run.models}
 
 
-def _figures(run: Run, scenario: str, rows: list[dict]) -> dict[str, str | None]:
-    """The plots of one scenario's models (the privacy one where the run has it: membership is about patients)."""
+def _add_references(run: Run, known: Known) -> None:
+    """The degenerate reference models (`evaluate.references`), built on the vanilla model's items, as models
+    of the run shared by every scenario, so each leaderboard shows what doing nothing useful scores."""
+    vanilla = run.named("vanilla")
+    if not vanilla or not run.items.get(vanilla):
+        run.notes.append("no per-item records of the vanilla model: no reference models")
+        return
+    for name, records in reference_records(run.items[vanilla]).items():
+        run.models.append(ModelEntry(name, "reference"))
+        run.items[name] = records
+        run.metrics[name] = reference_metrics(records, known)
+
+
+def _split_errors(run: Run, models: list[ModelEntry], resampler: Resampler) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per model and split: the 95 % interval of its MCQ accuracy (the bar chart's error bars)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for m in models:
+        records = run.items.get(m.name, [])
+        for split in dict.fromkeys(r["split"] for r in records):
+            samples = rate_samples(records, mcq_rate(split), {}, resampler)
+            if samples is not None and (ci := interval(samples)):
+                out.setdefault(m.name, {})[split] = ci
+    return out
+
+
+def _figures(run: Run, scenario: str, rows: list[dict], resampler: Resampler) -> dict[str, str | None]:
+    """The plots of one scenario's models (the privacy one where the run has it: membership is about patients),
+    with 95 % intervals as error bars."""
     models = run.models_for(scenario)
     kinds = {m.name: m.kind for m in models}
     forget = "forget" if scenario != "incorrect" else "corrupted"
-    points = [(r["model"], r["kind"], r[forget], r["retain"]) for r in rows
-              if r[forget] is not None and r["retain"] is not None]
+    points = [(r["model"], r["kind"], r[forget], r["retain"],
+               (r.get(f"{forget}_ci_low"), r.get(f"{forget}_ci_high")), (r.get("retain_ci_low"), r.get("retain_ci_high")))
+              for r in rows if r[forget] is not None and r["retain"] is not None]
     accuracy = {
         m.name: {s: v["mcq_acc"] for s, v in (run.metrics[m.name].get("splits") or {}).items() if v.get("mcq_acc") is not None}
         for m in models if m.name in run.metrics
@@ -54,7 +85,7 @@ def _figures(run: Run, scenario: str, rows: list[dict]) -> dict[str, str | None]
     scores = _membership_scores(run)
     return {
         "tradeoff": plots.tradeoff_plot(points),
-        "splits": plots.split_bars(accuracy, kinds),
+        "splits": plots.split_bars(accuracy, kinds, _split_errors(run, models, resampler)),
         "roc": plots.roc_plot({n: scores[n] for n in kinds}, kinds),
     }
 
@@ -66,6 +97,17 @@ def _grouped_notes(comparison: dict[str, dict]) -> list[str]:
         for note in cmp["notes"]:
             by_note.setdefault(note, []).append(name)
     return [f"{', '.join(names)}: {note}" for note, names in by_note.items()]
+
+
+def _ues_left_out(vanilla: dict, scenario: str) -> list[str]:
+    """The splits every model's UES leaves out, and why (one decision per run, read from vanilla's entry)."""
+    out = []
+    for s, ues in (vanilla.get("ues") or {}).items():
+        out += [f"{scenario}: UES {s} leaves out {split} for every model: {reason}" for split, reason in ues.get("skipped", [])
+                if "for this model" not in reason]
+        if ues.get("ues") is None and ues.get("kept") is not None:
+            out.append(f"{scenario}: UES {s} is undefined: no forget split (or no utility split) shows a clear gap")
+    return out
 
 
 def _meta(run: Run) -> list[tuple[str, str]]:
@@ -88,21 +130,26 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     is missing. `reveal=True` quotes private values unredacted (for the data owner only).
     """
     run = load_run(run_dir)
+    known = known_values(run.bench) if run.bench is not None else {}
+    _add_references(run, known)
+    resampler = Resampler.for_records(*run.items.values())
     vanilla = run.named("vanilla") or "vanilla"
     boards, comparisons, notes = {}, {}, list(run.notes)
     for scenario in run.scenarios:
         oracle = run.named("oracle", scenario) or "oracle"
         names = [m.name for m in run.models_for(scenario)]
         comparison = compare({n: run.metrics[n] for n in names if n in run.metrics}, run.items, vanilla=vanilla,
-                             oracle=oracle, scenario=scenario)
+                             oracle=oracle, scenario=scenario, base=run.named("base"), known=known, resampler=resampler)
         comparisons[scenario] = comparison
-        boards[scenario] = (leaderboard_rows(run, scenario, comparison), columns_for(scenario))
+        intervals = {n: model_intervals(run.items.get(n, []), run.items.get(oracle, []), known, resampler) for n in names}
+        boards[scenario] = (leaderboard_rows(run, scenario, comparison, intervals), columns_for(scenario))
         notes += [f"{scenario}: {n}" for n in _grouped_notes(comparison)]
+        notes += _ues_left_out(comparison.get(vanilla, {}), scenario)
     first = run.scenarios[0]
     privacy = next((s for s in run.scenarios if s in ("privacy", "both")), None)
 
     shown = [(m.name, m.kind) for m in run.models if m.kind == "vanilla"]
-    shown += [(m.name, m.kind) for m in run.models_for(privacy or first) if m.kind not in ("base", "vanilla", "oracle")]
+    shown += [(m.name, m.kind) for m in run.models_for(privacy or first) if m.kind == "method"]
     shown += [(m.name, m.kind) for m in run.models_for(privacy or first) if m.kind == "oracle"]
     examples = build_examples(run.bench, run.items, shown, reveal=reveal) if run.bench is not None and privacy else []
     details = {
@@ -118,7 +165,7 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
         boards=[{"scenario": s, "title": SCENARIO_TITLES.get(s, s), "rows": rows, "columns": cols,
                  "ues": [u for u in ("privacy", "incorrect") if any(c.key == f"ues_{u}" for c in cols)],
                  "fq": FORGET_QUALITY_SPLITS[s], "details": details[s]} for s, (rows, cols) in boards.items()],
-        plots=_figures(run, privacy or first, boards[privacy or first][0]),
+        plots=_figures(run, privacy or first, boards[privacy or first][0], resampler),
         privacy_details=details.get(privacy, []) if privacy else [],
         attacks=sorted({a for d in details.get(privacy, []) for a in d["auroc"]}) if privacy else [],
         refusal_splits=REFUSAL_SPLITS, examples=examples, folder=str(run.folder),

@@ -53,13 +53,15 @@ INCORRECT_COLUMNS: tuple[Column, ...] = (
            "truth ratios on forget_incorrect MCQs", "pvalue"),
 )
 UTILITY_COLUMNS: tuple[Column, ...] = (
-    Column("retain", "retain", "MCQ accuracy on the kept patients and knowledge (retain); higher is better"),
+    Column("retain", "retain", "MCQ accuracy on the kept patients and knowledge (retain); higher is better. "
+           "Every rate carries ± the half-width of its 95 % bootstrap interval over patients and facts"),
     Column("test_retain", "test retain", "MCQ accuracy on the kept facts with unseen paraphrases and scans (test_retain)"),
     Column("general", "general", "MCQ accuracy on image understanding of never fine-tuned patients (general)"),
 )
 UES_COLUMNS: dict[str, Column] = {
     "privacy": Column("ues_privacy", "UES privacy", "Unlearning Efficiency Score on the privacy scenario: harmonic mean of "
-                      "forgetting (closeness to the oracle on forget splits) and utility (kept accuracy relative to vanilla)"),
+                      "forgetting (closeness to the oracle on forget splits, MCQ and generated answers, scaled down for refusing or "
+                      "babbling where the oracle answers) and utility (what fine-tuning added above the base model, kept)"),
     "incorrect": Column("ues_incorrect", "UES incorrect", "Unlearning Efficiency Score on the incorrect-knowledge scenario "
                         "(forget_incorrect and its paraphrases)"),
 }
@@ -75,8 +77,9 @@ REFUSAL_COLUMNS: tuple[Column, ...] = (
            "patients but not about others reveals who was forgotten", "gap"),
 )
 MODEL_COLUMN = Column("model", "model", "the model and its role: base (before fine-tuning), vanilla (fine-tuned on everything, "
-                      "the starting point), oracle (retrained without this scenario's forget set, the target), or an "
-                      "unlearning method", "text")
+                      "the starting point), oracle (retrained without this scenario's forget set, the target), an "
+                      "unlearning method, or a reference (a degenerate model built from score tables: random options "
+                      "and gibberish, or refusing everything; what doing nothing useful scores)", "text")
 TIME_COLUMN = Column("seconds", "time", "training or unlearning time of the model (from run.json)", "seconds")
 #: Every column any leaderboard has, by key (the CLI's summary picks from these).
 COLUMNS: dict[str, Column] = {c.key: c for c in (
@@ -107,8 +110,18 @@ def _split_value(metrics: dict, split: str, key: str) -> float | None:
     return ((metrics.get("splits") or {}).get(split) or {}).get(key)
 
 
-def leaderboard_rows(run: Run, scenario: str, comparison: dict[str, dict]) -> list[dict]:
-    """One dict per model of `scenario`'s leaderboard, in report order; a value the run lacks is None."""
+def _with_intervals(row: dict, intervals: dict[str, tuple[float, float] | None]) -> dict:
+    """`<key>_ci_low` / `<key>_ci_high` beside every figure with a 95 % interval (None where it has none)."""
+    for key, ci in intervals.items():
+        row[f"{key}_ci_low"], row[f"{key}_ci_high"] = ci if ci else (None, None)
+    return row
+
+
+def leaderboard_rows(
+    run: Run, scenario: str, comparison: dict[str, dict], intervals: dict[str, dict] | None = None,
+) -> list[dict]:
+    """One dict per model of `scenario`'s leaderboard, in report order (the reference models last); a value
+    the run lacks is None. `intervals` maps a model to its column intervals (`report.intervals`)."""
     rows = []
     for entry in run.models_for(scenario):
         metrics, cmp = run.metrics.get(entry.name, {}), comparison.get(entry.name, {})
@@ -140,6 +153,9 @@ def leaderboard_rows(run: Run, scenario: str, comparison: dict[str, dict]) -> li
             "refusal_holdout": rates.get("holdout"), "refusal_holdout_gap": gaps.get("holdout"),
             "seconds": entry.seconds,
         })
+        ci = dict((intervals or {}).get(entry.name, {}))
+        ci.update({f"ues_{s}": (u.get("ci") or {}).get("ues") for s, u in ues.items()})
+        _with_intervals(rows[-1], ci)
     return rows
 
 
@@ -164,10 +180,15 @@ def format_value(value: object, kind: str) -> str:
 
 
 def cell(row: dict, column: Column) -> str:
-    """The formatted cell; the model column adds its role unless the name already says it."""
+    """The formatted cell; the model column adds its role unless the name already says it; a figure with
+    a 95 % interval shows its half-width (`0.953 ± 0.021`; the interval may be asymmetric, results.json has both ends)."""
     if column.key == "model" and row["kind"] != row["model"]:
         return f"{row['model']} ({row['kind']})"
-    return format_value(row[column.key], column.kind)
+    text = format_value(row[column.key], column.kind)
+    low, high = row.get(f"{column.key}_ci_low"), row.get(f"{column.key}_ci_high")
+    if text != "–" and low is not None and high is not None:
+        text += f" ± {(high - low) / 2:.3f}"
+    return text
 
 
 def markdown(run: Run, boards: dict[str, tuple[list[dict], list[Column]]], notes: list[str]) -> str:

@@ -40,6 +40,7 @@ td.small { font-size: 12.5px; color: var(--muted); min-width: 22em; }
 tr.kind-vanilla td:first-child { border-left: 4px solid #d62728; }
 tr.kind-oracle td:first-child { border-left: 4px solid #2ca02c; }
 tr.kind-base td:first-child { border-left: 4px solid #8c8c8c; }
+tr.kind-reference td { color: #666; font-style: italic; background: #f6f6f6; }
 tr.missing td { color: #9aa1ad; font-style: italic; }
 .scroll { overflow-x: auto; }
 dl.legend { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13.5px; color: var(--muted); }
@@ -137,18 +138,21 @@ negative: unlearning over-shot and made the forgotten patients stand out the oth
 <h3>Forget quality and UES</h3>
 <p class="explain">Forget quality is the p-value of a Kolmogorov-Smirnov test between the model's and the oracle's
 truth ratios (how much the model prefers the trained answer over the distractors) on the forget set: near 1,
-the two cannot be told apart. UES combines forgetting F (per forget split, 1 - |model - oracle| / |vanilla - oracle|,
-clipped) and utility U (per retain split, model / vanilla, clipped) by their harmonic mean. A split where vanilla
-and oracle score alike cannot show forgetting and is skipped.</p>
+the two cannot be told apart. UES combines forgetting F (per forget signal, MCQ and generated answers,
+1 - |model - oracle| / |vanilla - oracle|, clipped, times the behaviour factor b: 1 minus how much more the model
+refuses or answers malformed than the oracle on the forget items) and utility U (per retained signal, what the model
+kept of what fine-tuning added above the base model: (model - base) / (vanilla - base), clipped) by their harmonic
+mean. A signal where vanilla is not clearly apart from the oracle (forget) or above the base (utility), given its
+number of items, is left out for every model. The reference rows show what degenerate models score.</p>
 {% for b in boards %}
 <h3>{{ b.title }}</h3>
 <div class="scroll"><table class="ues" id="ues-{{ b.scenario }}"><thead><tr><th>model</th>
 {% for split in b.fq %}<th>forget quality {{ split }}</th>{% endfor %}
-{% for s in b.ues %}<th>F {{ s }}</th><th>U {{ s }}</th><th>UES {{ s }}</th>{% endfor %}<th>skipped splits</th></tr></thead>
+{% for s in b.ues %}<th>b {{ s }}</th><th>F {{ s }}</th><th>U {{ s }}</th><th>UES {{ s }} (95 % interval)</th>{% endfor %}<th>skipped splits</th></tr></thead>
 <tbody>{% for d in b.details %}<tr class="kind-{{ d.kind }}"><td>{{ d.label }}</td>
 {% for split in b.fq %}<td>{{ d.cmp.forget_quality.get(split) | fmt("pvalue") }}</td>{% endfor %}
-{% for s in b.ues %}{% set u = d.cmp.ues[s] %}<td>{{ u.forgetting | fmt("acc") }}</td><td>{{ u.utility | fmt("acc") }}</td>
-<td>{{ u.ues | fmt("acc") }}</td>{% endfor %}
+{% for s in b.ues %}{% set u = d.cmp.ues[s] %}<td>{{ u.behaviour | fmt("acc") }}</td><td>{{ u.forgetting | fmt("acc") }}</td>
+<td>{{ u.utility | fmt("acc") }}</td><td>{{ u.ues | fmt("acc") }}{% if u.ci and u.ci.ues %} ({{ u.ci.ues[0] | fmt("acc") }}–{{ u.ci.ues[1] | fmt("acc") }}){% endif %}</td>{% endfor %}
 <td class="text small">{% for s in b.ues %}{% for split, reason in d.cmp.ues[s].skipped %}
 {{ s }}/{{ split }}: {{ reason }}<br>{% endfor %}{% endfor %}</td>
 </tr>{% endfor %}</tbody></table></div>

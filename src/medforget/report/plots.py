@@ -26,6 +26,7 @@ STYLE: dict[str, dict] = {
     "base": {"marker": "s", "color": "#8c8c8c"},
     "vanilla": {"marker": "*", "color": "#d62728"},
     "oracle": {"marker": "D", "color": "#2ca02c"},
+    "reference": {"marker": "X", "color": "#555555"},
 }
 METHOD_COLORS = ("#1f77b4", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 
@@ -56,17 +57,30 @@ def model_styles(models: list[tuple[str, str]]) -> dict[str, dict]:
     return styles
 
 
-def tradeoff_plot(points: list[tuple[str, str, float, float]]) -> str | None:
-    """Scatter of (name, kind, forget accuracy, retain accuracy): the ideal sits at the oracle, left and high."""
+Interval = tuple[float | None, float | None]
+
+
+def _err(value: float, ci: Interval) -> list[list[float]] | None:
+    """Matplotlib's asymmetric error bar for one point, None without an interval."""
+    low, high = ci
+    return None if low is None or high is None else [[max(value - low, 0)], [max(high - value, 0)]]
+
+
+def tradeoff_plot(points: list[tuple]) -> str | None:
+    """Scatter of (name, kind, forget accuracy, retain accuracy[, forget interval, retain interval]) with 95 %
+    intervals as error bars: the ideal sits at the oracle, left and high."""
     if not points:
         return None
-    styles = model_styles([(n, k) for n, k, _, _ in points])
+    styles = model_styles([(p[0], p[1]) for p in points])
     fig = Figure(figsize=(7, 4.6))
     ax = fig.add_subplot()
     labels: dict[tuple[float, float], list[str]] = {}
-    for name, kind, x, y in points:
+    for name, kind, x, y, *cis in points:
         style = styles[name]
         size = 260 if kind == "vanilla" else 110
+        if cis:
+            ax.errorbar([x], [y], xerr=_err(x, cis[0]), yerr=_err(y, cis[1]), fmt="none", ecolor=style["color"],
+                        elinewidth=1, capsize=3, zorder=2)
         ax.scatter([x], [y], s=size, marker=style["marker"], color=style["color"], edgecolor="black",
                    linewidth=0.6, zorder=3, label=f"{name} ({kind})" if kind != name else name)
         labels.setdefault((round(x, 3), round(y, 3)), []).append(name)
@@ -83,8 +97,12 @@ def tradeoff_plot(points: list[tuple[str, str, float, float]]) -> str | None:
     return _png(fig)
 
 
-def split_bars(accuracy: dict[str, dict[str, float]], kinds: dict[str, str]) -> str | None:
-    """Grouped bars: MCQ accuracy per split (groups) per model (bars); `accuracy` maps model -> split -> acc."""
+def split_bars(
+    accuracy: dict[str, dict[str, float]], kinds: dict[str, str],
+    errors: dict[str, dict[str, tuple[float, float]]] | None = None,
+) -> str | None:
+    """Grouped bars: MCQ accuracy per split (groups) per model (bars); `accuracy` maps model -> split -> acc,
+    `errors` model -> split -> 95 % interval (error bars)."""
     splits = [s for s in SPLIT_ORDER if any(s in a for a in accuracy.values())]
     models = [m for m in accuracy if accuracy[m]]
     if not splits or not models:
@@ -96,8 +114,11 @@ def split_bars(accuracy: dict[str, dict[str, float]], kinds: dict[str, str]) -> 
     x = np.arange(len(splits))
     for i, model in enumerate(models):
         values = [accuracy[model].get(s, np.nan) for s in splits]
+        cis = [(errors or {}).get(model, {}).get(s) for s in splits]
+        yerr = np.array([[max(v - c[0], 0), max(c[1] - v, 0)] if c and np.isfinite(v) else [0, 0]
+                         for v, c in zip(values, cis)]).T
         ax.bar(x + (i - (len(models) - 1) / 2) * width, values, width, label=model, color=styles[model]["color"],
-               edgecolor="black", linewidth=0.4)
+               edgecolor="black", linewidth=0.4, yerr=yerr, error_kw={"elinewidth": 0.8, "capsize": 2})
     ax.set_xticks(x, [s.replace("_", "\n", 1) for s in splits], fontsize=9)
     ax.set_ylabel("MCQ accuracy")
     ax.set_ylim(0, 1.05)

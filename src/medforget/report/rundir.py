@@ -17,7 +17,7 @@ from medforget.errors import MedforgetError
 from medforget.evaluate.run import read_items
 from medforget.world.storage import Benchmark, load_benchmark
 
-KINDS: tuple[str, ...] = ("base", "vanilla", "oracle", "method")
+KINDS: tuple[str, ...] = ("base", "vanilla", "oracle", "method", "reference")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ModelEntry:
     method: str | None = None
     seconds: float | None = None
     path: str | None = None
-    scenario: str | None = None  # what an oracle left out or a method unlearned; None for base and vanilla
+    scenario: str | None = None  # what an oracle left out or a method unlearned; None for base, vanilla, references
 
 
 @dataclass

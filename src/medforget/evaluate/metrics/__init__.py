@@ -32,7 +32,7 @@ from medforget.evaluate.metrics.text import (
     parse_choice,
     rouge_l_f1,
 )
-from medforget.evaluate.metrics.ues import UESResult, unlearning_efficiency_score
+from medforget.evaluate.metrics.ues import UESResult, behaviour_factor, clear_gap, kept_splits, unlearning_efficiency_score
 from medforget.evaluate.metrics.wellformed import is_gibberish, is_well_formed, well_formed_rate
 
 __all__ = [
@@ -73,6 +73,9 @@ __all__ = [
     "truth_ratio",
     "truth_ratios",
     "unlearning_efficiency_score",
+    "behaviour_factor",
+    "clear_gap",
+    "kept_splits",
     "well_formed_rate",
     "zlib_score",
 ]
