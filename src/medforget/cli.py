@@ -76,6 +76,31 @@ def print_summary(meta: dict, out: Path) -> None:
     console.print(f"patients: {patients}; forgotten: {len(meta['forget_patients'])}; content hash {meta['content_hash'][:16]}")
 
 
+@app.command("import")
+def import_cmd(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="records, dicom, mllmu, clear or medforget (see docs/import.md)."),
+    src: Path = typer.Argument(..., help="The records file, DICOM folder or parquet file/folder to import."),
+    out: Path = typer.Option(..., "--out", help="Dataset folder to write."),
+    forget: Optional[Path] = typer.Option(None, "--forget", help="Forget request: patient ids one a line, or JSON with patients, studies, fields, institutions."),
+    nonmembers: list[Path] = typer.Option([], "--nonmembers", help="Records (same format) of people the model was never trained on; repeat the option."),
+    overwrite: bool = typer.Option(False, help="Replace an existing, non-empty output folder."),
+) -> None:
+    """Import your own data (or a published benchmark) as a dataset folder every command reads."""
+    from medforget.importers import import_dataset
+
+    with user_errors():
+        meta = import_dataset(fmt, src, out, forget=forget, nonmembers=nonmembers, overwrite=overwrite)
+    table = Table(title=f"imported {fmt} {src} -> {out}")
+    table.add_column("split")
+    table.add_column("rows", justify="right")
+    for name, count in meta["counts"].items():
+        table.add_row(name, str(count))
+    console.print(table)
+    request = meta["forget_request"]
+    console.print(f"forget request: level {request['level']}, {request['rows']} row(s) of {len(request['affected_patients'])} "
+                  f"patient(s), {len(request['sibling_patients'])} sibling patient(s); content hash {meta['content_hash'][:16]}")
+
+
 @app.command()
 def validate(folder: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
     """Check a benchmark's schema, images and split leakage."""
