@@ -78,10 +78,13 @@ class ForgetRequest:
 
 def read_request(path: Path) -> ForgetRequest:
     """A JSON object ({"patients": [...], "studies": [...], "fields": [{"patient_id", "field"}], "institutions": [...]})
-    or a text file of patient ids, one a line ('#' starts a comment)."""
+    or a text file of patient ids, one a line ('#' starts a comment), or a parquet file whose `ID`,
+    `patient_id` or `name` column lists them (a published benchmark's forget set)."""
     path = Path(path)
     if not path.is_file():
         raise MedforgetError(f"forget request {path} does not exist")
+    if path.suffix == ".parquet":
+        return ForgetRequest(patients=_parquet_ids(path), where=str(path))
     text = path.read_text()
     if not text.lstrip().startswith("{"):
         ids = [line.split("#", 1)[0].strip() for line in text.splitlines()]
@@ -105,3 +108,13 @@ def read_request(path: Path) -> ForgetRequest:
             raise MedforgetError(f"{path}: {key} must be a list of ids")
         lists[key] = [str(v) for v in value]
     return ForgetRequest(fields=fields, where=str(path), **lists)
+
+
+def _parquet_ids(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    column = next((c for c in ("ID", "patient_id", "name") if c in names), None)
+    if column is None:
+        raise MedforgetError(f"{path}: a forget set needs an ID, patient_id or name column (has {', '.join(names)})")
+    return sorted({str(v) for v in pq.read_table(path, columns=[column]).column(column).to_pylist()})
