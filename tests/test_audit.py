@@ -88,3 +88,20 @@ def test_without_nonmembers_membership_is_absent_with_its_reason(hospital: tuple
     report = json.loads((tmp_path / "a" / "audit.json").read_text())
     assert report["membership"] == {} and report["criterion"]["auroc"] is None
     assert "--nonmembers" in report["absent"]["membership"]
+
+
+def test_unlearn_and_evaluate_on_imported_data_then_audit_again(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    """The hospital walk-through on a model without training.json: unlearn, evaluate (missing splits skipped), audit."""
+    data, model = hospital
+    runner = CliRunner()
+    result = runner.invoke(app, ["unlearn", "--model", str(model), "--bench", str(data), "--method", "grad_diff", "--scenario", "privacy",
+                                 "--out", str(tmp_path / "unlearned"), "--set", "max_steps=2", "--set", "batch_size=4"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((tmp_path / "unlearned" / "unlearning.json").read_text())["train_config"]["train_vision"] is False
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "unlearned"), "--bench", str(data), "--out",
+                                 str(tmp_path / "eval.json"), "--max-new-tokens", "2"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert set(metrics["splits"]) == {"forget_privacy", "retain", "holdout"} and "test_forget" in metrics["skipped"]
+    assert "membership" in metrics and "skipped" in result.output
+    assert audit("--model", str(tmp_path / "unlearned"), "--data", str(data), "--out", str(tmp_path / "after")).exit_code == 0

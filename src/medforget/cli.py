@@ -303,6 +303,8 @@ def evaluate(
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(split, str(m["n"]), fmt(m.get("mcq_acc")), fmt(m.get("mcq_chance")), fmt(m.get("leak_exact")), fmt(m.get("refusal_rate")))
     console.print(table)
+    if metrics["skipped"]:
+        console.print(f"skipped (not in {bench}): {', '.join(metrics['skipped'])}")
     console.print(f"metrics: {json_path}; per-item outputs: {items_path}")
 
 
