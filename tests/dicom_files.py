@@ -11,8 +11,9 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 def write_dicom(path: Path, pixels: np.ndarray, *, patient_id: str, name: str, study_uid: str, monochrome1: bool = False,
                 slope: float = 1.0, intercept: float = 0.0, window: tuple[float, float] | None = None,
-                institution: str = "St. Example Hospital", accession: str = "ACC1") -> Path:
-    """A grayscale file; `pixels` of shape (rows, cols) or (frames, rows, cols) for a multi-frame one."""
+                institution: str = "St. Example Hospital", accession: str = "ACC1", **header: str) -> Path:
+    """A grayscale file; `pixels` of shape (rows, cols) or (frames, rows, cols) for a multi-frame one;
+    `header` sets or replaces attributes by keyword (PatientBirthDate="19700101")."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -34,6 +35,8 @@ def write_dicom(path: Path, pixels: np.ndarray, *, patient_id: str, name: str, s
     if window:
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = data.tobytes()
+    for keyword, value in header.items():
+        setattr(ds, keyword, value)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
