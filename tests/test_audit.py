@@ -105,3 +105,21 @@ def test_unlearn_and_evaluate_on_imported_data_then_audit_again(hospital: tuple[
     assert set(metrics["splits"]) == {"forget_privacy", "retain", "holdout"} and "test_forget" in metrics["skipped"]
     assert "membership" in metrics and "skipped" in result.output
     assert audit("--model", str(tmp_path / "unlearned"), "--data", str(data), "--out", str(tmp_path / "after")).exit_code == 0
+
+
+def test_audit_of_a_lora_adapter_folder(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    """An adapter folder is loaded onto the base it names and merged; its weights come from safetensors."""
+    from peft import LoraConfig, get_peft_model
+
+    from medforget.models.loading import load_model
+
+    data, model = hospital
+    base, _ = load_model(model)
+    adapted = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    adapted.save_pretrained(tmp_path / "adapter")
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(model)
+    result = audit("--model", str(tmp_path / "adapter"), "--data", str(data), "--out", str(tmp_path / "a"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    (tmp_path / "adapter" / "adapter_model.safetensors").rename(tmp_path / "adapter" / "adapter_model.bin")
+    refused = audit("--model", str(tmp_path / "adapter"), "--data", str(data), "--out", str(tmp_path / "b"))
+    assert refused.exit_code == 2 and "safetensors only" in refused.output
