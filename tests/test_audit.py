@@ -104,6 +104,7 @@ def test_unlearn_and_evaluate_on_imported_data_then_audit_again(hospital: tuple[
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert set(metrics["splits"]) == {"forget_privacy", "retain", "holdout"} and "test_forget" in metrics["skipped"]
     assert "membership" in metrics and "skipped" in result.output
+    assert metrics["siblings"]["n"] > 0  # the request's siblings (the same hospital's other patients), a figure of their own
     assert audit("--model", str(tmp_path / "unlearned"), "--data", str(data), "--out", str(tmp_path / "after")).exit_code == 0
 
 

@@ -49,6 +49,7 @@ def generate(
     preset: str = typer.Option("demo", help="World size: smoke (tests), demo (CPU, minutes), standard (GPU)."),
     seed: int = typer.Option(0, help="Everything is derived from this seed."),
     forget_ratio: Optional[float] = typer.Option(None, "--forget-ratio", help="Fraction of fine-tuned patients to forget, in (0, 0.5] (default: the preset's, 0.1)."),
+    forget_level: str = typer.Option("patient", "--forget-level", help="What a forget request removes: patient (whole records), scan (the items of one scan each), field (one private detail each), hospital (every patient of one hospital)."),
     overwrite: bool = typer.Option(False, help="Replace an existing, non-empty output folder."),
 ) -> None:
     """Generate the synthetic benchmark: patients, scans, facts, questions and splits."""
@@ -60,7 +61,7 @@ def generate(
         forget_ratio = default_forget_ratio(preset) if forget_ratio is None else forget_ratio
         with progress_bar() as bar:
             task = bar.add_task("rendering scans", total=None)
-            meta = build(cfg, seed, forget_ratio, out, overwrite=overwrite,
+            meta = build(cfg, seed, forget_ratio, out, overwrite=overwrite, forget_level=forget_level,
                          progress=lambda stage, done, total: bar.update(task, completed=done, total=total))
     print_summary(meta, out)
 

@@ -90,6 +90,9 @@ def evaluate_model(
         "torch_threads": torch.get_num_threads(), "min_k": min_k,
         "skipped": {s: "not in this dataset" for s in wanted if s not in bench.splits},
     }
+    siblings = set((bench.meta.get("forget_request") or {}).get("sibling_patients", []))
+    if siblings and "retain" in records:  # the collateral figure: what the request's neighbours kept
+        metrics["siblings"] = split_metrics([r for r in records["retain"] if r["patient_id"] in siblings], known)
     if "forget_privacy" in records and "holdout" in records:
         metrics["membership"] = membership(records["forget_privacy"] + records["holdout"])
     return metrics, [r for split in splits for r in records[split]]

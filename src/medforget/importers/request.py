@@ -50,7 +50,7 @@ class ForgetRequest:
         patients_in = {r["patient_id"] for r in rows}
         for what, names, known in (("patient", self.patients, patients_in), ("patient", [p for p, _ in self.fields], patients_in),
                                    ("institution", self.institutions, set(institutions.values())),
-                                   ("study", self.studies, set(studies.values()) | set(studies))):
+                                   ("study", self.studies, set(studies.values()) | {s for r in rows for s in r["scan_ids"]})):
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise MedforgetError(f"{self.where}: {what} {unknown[0]!r} is not in the data ({len(unknown)} unknown)")
