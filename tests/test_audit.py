@@ -124,3 +124,17 @@ def test_audit_of_a_lora_adapter_folder(hospital: tuple[Path, Path], tmp_path: P
     (tmp_path / "adapter" / "adapter_model.safetensors").rename(tmp_path / "adapter" / "adapter_model.bin")
     refused = audit("--model", str(tmp_path / "adapter"), "--data", str(data), "--out", str(tmp_path / "b"))
     assert refused.exit_code == 2 and "safetensors only" in refused.output
+
+
+def test_run_on_your_data_audits_unlearns_audits_and_resumes(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    data, model = hospital
+    args = ["run", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "run"), "--methods", "ga",
+            "--set", "max_steps=1", "--set", "batch_size=4", "--workers", "1"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    summary = json.loads((tmp_path / "run" / "summary" / "summary.json").read_text())
+    assert [r["model"] for r in summary["rows"]] == ["vanilla", "ga"] and "4 stage(s) run" in first.output
+    assert (tmp_path / "run" / "audits" / "ga" / "audit.html").is_file()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "0 stage(s) run, 4 up to date" in again.output
+    assert CliRunner().invoke(app, ["run", "--data", str(data), "--out", str(tmp_path / "x")]).exit_code == 2  # --model needed
