@@ -26,7 +26,7 @@ NO_IMAGE = "#without-image"
 GROUPS = {"forget": "forget_privacy", "siblings": "retain", "nonmembers": "holdout"}  # group -> split label of its records
 ATTACK = "mia_min_k_pp"  # the per-patient membership score
 EXAMPLES_PER_PATIENT = 3
-Progress = Callable[[str, int, int], None]  # (group, items just done, group total)
+Progress = Callable[[str, int, int], None]  # (group, items done, group total)
 
 
 def requested_rows(bench: Benchmark, forget: Path | None) -> tuple[list[dict], list[dict], dict]:
@@ -128,9 +128,15 @@ def run_audit(model: str, data: Path, forget: Path | None = None, *, reveal: boo
     for group, rows in (("forget", asked), ("siblings", near), ("nonmembers", others)):
         split = GROUPS[group]
         rows = [dict(r, split=split) for r in with_text_only_twins(rows)]
+        done = [0]
+
+        def tick(n: int, group: str = group, total: int = len(rows), done: list[int] = done) -> None:
+            done[0] += n
+            if progress:
+                progress(group, min(done[0], total), total)
+
         records[group] = evaluate_rows(net, processor, rows, images, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                       min_k=min_k, membership=group != "siblings",
-                                       progress=(lambda n, g=group, t=len(rows): progress(g, n, t)) if progress else None)
+                                       min_k=min_k, membership=group != "siblings", progress=tick)
     figures = {group: group_figures(recs) for group, recs in records.items()}
     scored = [r for g in ("forget", "nonmembers") for r in records[g] if not r["id"].endswith(NO_IMAGE)]
     mia = membership(scored)

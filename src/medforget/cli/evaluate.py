@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from medforget.cli.shared import console, err, progress_bar, quiet_transformers, user_errors
+from medforget.cli.shared import console, err, progress_bar, quiet_transformers, task_progress, user_errors
 from medforget.errors import MedforgetError
 
 
@@ -29,15 +29,8 @@ def evaluate(
         if not 0 < min_k <= 1:
             raise MedforgetError("--min-k must be in (0, 1]")
         with progress_bar() as bar:
-            tasks: dict[str, object] = {}
-
-            def progress(split: str, done: int, total: int) -> None:
-                if split not in tasks:
-                    tasks[split] = bar.add_task(f"evaluating {split}", total=total)
-                bar.update(tasks[split], completed=done)
-
             metrics, records = evaluate_model(model, bench, splits or DEFAULT_SPLITS, batch_size=batch_size,
-                                              max_new_tokens=max_new_tokens, min_k=min_k, progress=progress)
+                                              max_new_tokens=max_new_tokens, min_k=min_k, progress=task_progress(bar, "evaluating"))
         json_path, items_path = write_results(metrics, records, out)
     table = Table(title=f"{model} ({metrics['seconds']:.0f} s)")
     for col in ("split", "items", "MCQ acc", "chance", "leak (exact)", "refusal"):
@@ -71,14 +64,8 @@ def audit(
         if fail_above is not None and not 0 <= fail_above <= 1:
             raise MedforgetError("--fail-above must be a rate in [0, 1]")
         with progress_bar() as bar:
-            tasks: dict[str, object] = {}
-
-            def progress(group: str, step: int, total: int) -> None:
-                if group not in tasks:
-                    tasks[group] = bar.add_task(f"auditing {group}", total=total)
-                bar.advance(tasks[group], step)
-
-            result = run_audit(model, data, forget, reveal=reveal, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
+            result = run_audit(model, data, forget, reveal=reveal, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                               progress=task_progress(bar, "auditing"))
         json_path, html_path = write_audit(result, out, overwrite=overwrite)
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     table = Table(title=f"audit of {model} (request level {result['request']['level']})")

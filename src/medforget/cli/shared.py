@@ -34,6 +34,18 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def task_progress(bar: Progress, verb: str):
+    """`progress(name, done, total)` for work in named parts (splits, groups): one bar per part."""
+    tasks: dict[str, object] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(f"{verb} {name}", total=total)
+        bar.update(tasks[name], completed=done)
+
+    return progress
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

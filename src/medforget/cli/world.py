@@ -34,13 +34,17 @@ def generate(
     print_summary(meta, out)
 
 
-def print_summary(meta: dict, out: Path) -> None:
-    table = Table(title=f"benchmark {meta['preset']} (seed {meta['seed']}) -> {out}")
+def counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title)
     table.add_column("split")
     table.add_column("rows", justify="right")
-    for name, count in meta["counts"].items():
+    for name, count in counts.items():
         table.add_row(name, str(count))
-    console.print(table)
+    return table
+
+
+def print_summary(meta: dict, out: Path) -> None:
+    console.print(counts_table(f"benchmark {meta['preset']} (seed {meta['seed']}) -> {out}", meta["counts"]))
     patients = ", ".join(f"{k} {v}" for k, v in meta["patients"].items())
     console.print(f"patients: {patients}; forgotten: {len(meta['forget_patients'])}; content hash {meta['content_hash'][:16]}")
 
@@ -58,12 +62,7 @@ def import_cmd(
 
     with user_errors():
         meta = import_dataset(fmt, src, out, forget=forget, nonmembers=nonmembers, overwrite=overwrite)
-    table = Table(title=f"imported {fmt} {src} -> {out}")
-    table.add_column("split")
-    table.add_column("rows", justify="right")
-    for name, count in meta["counts"].items():
-        table.add_row(name, str(count))
-    console.print(table)
+    console.print(counts_table(f"imported {fmt} {src} -> {out}", meta["counts"]))
     request = meta["forget_request"]
     console.print(f"forget request: level {request['level']}, {request['rows']} row(s) of {len(request['affected_patients'])} "
                   f"patient(s), {len(request['sibling_patients'])} sibling patient(s); content hash {meta['content_hash'][:16]}")
