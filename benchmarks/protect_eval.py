@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from medforget.cli import parse_eps, transform_names
+from medforget.protect.options import parse_eps, transform_names
 from medforget.errors import MedforgetError
 from medforget.protect.protocol import TABLE_FILE, ProtectEvalConfig, run_protect_eval
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from medforget.errors import MedforgetError
 from medforget.evaluate.metrics.refusal import REFUSAL_POOL
 from medforget.methods import all_methods, get_method, parse_overrides
-from medforget.methods.commands import register
+from medforget.cli import app
 from medforget.methods.npo import NPOParams
 from medforget.methods.registry import apply_training
 from medforget.methods.relabel import preferred, refusal_for
@@ -114,8 +114,6 @@ def test_incorrect_items_prefer_the_true_answer() -> None:
 
 @pytest.fixture()
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
     return app
 
 

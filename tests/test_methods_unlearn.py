@@ -134,10 +134,18 @@ def test_retrain_fine_tunes_the_base_without_the_forget_split(vanilla: Path, smo
     assert training["config"]["lr"] == 2e-3  # the vanilla's own options, as recorded
 
 
+def test_a_model_medforget_did_not_fine_tune(vanilla: Path, smoke_bench: Path, tmp_path: Path) -> None:
+    """No training.json: the method's defaults with the tower frozen, `--set` on top; retrain needs its base."""
+    external = tmp_path / "external"
+    shutil.copytree(vanilla, external)
+    (external / "training.json").unlink()
+    record = unlearn(external, smoke_bench, "ga", "privacy", tmp_path / "ga", [*FAST, "max_steps=1", "lr=1e-4"])
+    assert record["train_config"]["train_vision"] is False and record["train_config"]["lr"] == 1e-4
+    with pytest.raises(MedforgetError, match="names no base_model"):
+        unlearn(external, smoke_bench, "retrain", "privacy", tmp_path / "oracle", [*FAST, "max_steps=1"])
+
+
 def test_not_a_fine_tuned_model_is_refused(vanilla: Path, smoke_bench: Path, tmp_path: Path) -> None:
-    base = json.loads((vanilla / "training.json").read_text())["base_model"]
-    with pytest.raises(MedforgetError, match="is not a fine-tuned checkpoint: no training.json"):
-        unlearn(base, smoke_bench, "ga", "privacy", tmp_path / "out")
     pretrained = tmp_path / "pretrained"
     shutil.copytree(vanilla, pretrained)
     (pretrained / "training.json").write_text(json.dumps({"stage": "pretrain"}))

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer import Typer
 from typer.testing import CliRunner
 
 from medforget.evaluate.metrics.leak import leak_exact
 from medforget.evaluate.run import evaluate_model, read_items, write_results
-from medforget.report import build_report, report_command
+from medforget.cli import app
+from medforget.report import build_report
 from medforget.report.examples import pick_examples
 from medforget.train.config import TrainConfig
 from medforget.train.stages import init_model, run_stage
@@ -221,13 +221,6 @@ def test_reveal_quotes_the_private_values(run_dir, tmp_path):
 
 
 def test_report_command_writes_the_report_and_reports_user_errors(run_dir, tmp_path):
-    app = Typer()
-
-    @app.command()
-    def other() -> None:
-        """A second command, so typer keeps `report` as a named subcommand as in the real CLI."""
-
-    report_command(app)
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("models", "report.html"))
     result = CliRunner().invoke(app, ["report", str(copy)])

@@ -30,7 +30,7 @@ def known_values(bench: Benchmark) -> dict[str, set[str]]:
     """Every answer a closed-set field takes in this world (for well-formedness): the record fields without a
     shape of their own, and each knowledge relation (its true and its corrupted answers alike)."""
     out: dict[str, set[str]] = {f: set() for f in MEMBERSHIP_FIELDS}
-    for split in ("train", "holdout", "test_retain", "test_forget"):
+    for split in (s for s in ("train", "holdout", "test_retain", "test_forget") if s in bench.splits):
         ds = bench[split]
         for field, scenario, answer, truth in zip(ds["field"], ds["scenario"], ds["answer"], ds["true_answer"]):
             if field in MEMBERSHIP_FIELDS:
@@ -60,8 +60,9 @@ def evaluate_model(
 ) -> tuple[dict, list[dict]]:
     """Metrics and per-item records of one model. `limit` evaluates N rows of each split (see `sample_rows`)
     except the `full` ones."""
-    splits = check_splits(splits)
     bench = load_benchmark(bench_dir)
+    wanted = check_splits(splits)
+    splits = [s for s in wanted if s in bench.splits]  # an imported folder lacks the synthetic-only splits
     model, processor = load_model(model_dir)
     model.eval()
     images = ImageCache(bench)
@@ -87,7 +88,11 @@ def evaluate_model(
         "splits": {s: split_metrics(r, known) for s, r in records.items()},
         "seconds": round(time.perf_counter() - began, 2), "device": str(next(model.parameters()).device),
         "torch_threads": torch.get_num_threads(), "min_k": min_k,
+        "skipped": {s: "not in this dataset" for s in wanted if s not in bench.splits},
     }
+    siblings = set((bench.meta.get("forget_request") or {}).get("sibling_patients", []))
+    if siblings and "retain" in records:  # the collateral figure: what the request's neighbours kept
+        metrics["siblings"] = split_metrics([r for r in records["retain"] if r["patient_id"] in siblings], known)
     if "forget_privacy" in records and "holdout" in records:
         metrics["membership"] = membership(records["forget_privacy"] + records["holdout"])
     return metrics, [r for split in splits for r in records[split]]

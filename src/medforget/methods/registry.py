@@ -20,6 +20,7 @@ M = TypeVar("M", bound=type[Method])
 # Training options any method accepts through --set; lora_r 0 trains all weights, r > 0 LoRA of rank r.
 TRAINING_KEYS: dict[str, type] = {
     "epochs": float, "lr": float, "batch_size": int, "grad_accum": int, "max_steps": int, "seed": int, "lora_r": int,
+    "train_vision": bool,
 }
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _METHODS: dict[str, Method] = {}

@@ -71,14 +71,22 @@ def unlearn(
     return record
 
 
+#: The record of a model medforget did not fine-tune (no training.json): the methods' own training
+#: defaults, with the vision tower frozen (an unknown model's image reader is what the rest was fitted to);
+#: `--set train_vision=true`, `lr=`, `lora_r=` change them.
+EXTERNAL_RECORD = {"stage": "train", "config": {"train_vision": False}, "external": True}
+
+
 def finetune_record(model_dir: Path) -> dict:
-    """The training record of a model made by `medforget finetune`; anything else is refused by name."""
-    expected = f"a model folder written by `medforget finetune` (with a {RECORD_FILE} of stage 'train')"
+    """The training record of a model made by `medforget finetune`, or EXTERNAL_RECORD for any other model
+    folder; a record of another stage (a pretrained base) is refused by name."""
+    expected = f"a fine-tuned model folder (by `medforget finetune`, whose {RECORD_FILE} records stage 'train', or any other)"
     if not model_dir.is_dir():
         raise MedforgetError(f"model folder not found: {model_dir} (expected {expected})")
     path = model_dir / RECORD_FILE
     if not path.is_file():
-        raise MedforgetError(f"{model_dir} is not a fine-tuned checkpoint: no {RECORD_FILE} (expected {expected})")
+        check_model_folder(model_dir)
+        return dict(EXTERNAL_RECORD)
     record = read_json(path, expected)
     stage = record.get("stage") if isinstance(record, dict) else None
     if stage != "train":

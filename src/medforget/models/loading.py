@@ -27,6 +27,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 IMAGE_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 
 
 class ModelLoadError(MedforgetError):
@@ -96,9 +97,12 @@ def load_model(
     lora: LoraSettings | None = None,
     attn_implementation: str = "sdpa",
 ) -> tuple[PreTrainedModel | PeftModel, ProcessorMixin]:
-    """Load a model and its processor from a local folder (or a Hugging Face id), optionally adding fresh LoRA adapters."""
+    """Load a model and its processor from a local folder (or a Hugging Face id), optionally adding fresh LoRA adapters.
+    A LoRA adapter folder (adapter_config.json) is loaded onto its base model and merged into it."""
     source = str(path_or_id)
     folder = Path(source)
+    if (folder / ADAPTER_CONFIG).is_file():
+        return _load_adapter(folder, dtype=dtype, device=device, lora=lora, attn_implementation=attn_implementation)
     if folder.exists() or not HUB_ID.match(source):
         check_model_folder(folder)
     target = resolve_device(device)
@@ -117,6 +121,25 @@ def load_model(
         raise ModelLoadError(f"could not load the weights of '{source}': {_first_line(err)}") from err
     processor = load_processor(source)
     model.to(target)
+    return (apply_lora(model, lora) if lora is not None else model), processor
+
+
+def _load_adapter(folder: Path, *, lora: LoraSettings | None, **options) -> tuple[PreTrainedModel | PeftModel, ProcessorMixin]:
+    """A PEFT adapter folder: its base model (``base_model_name_or_path``) with the adapter merged in, and the
+    adapter folder's processor when it has one (else the base's)."""
+    config = json.loads((folder / ADAPTER_CONFIG).read_text())
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not base:
+        raise ModelLoadError(f"{folder / ADAPTER_CONFIG} names no base_model_name_or_path: cannot tell which model it adapts")
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        raise ModelLoadError(f"no {ADAPTER_WEIGHTS} in {folder}: medforget loads adapter weights from safetensors only")
+    model, processor = load_model(base, **options)
+    try:
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise ModelLoadError(f"could not apply the adapter in {folder} to '{base}': {_first_line(err)}") from err
+    if any((folder / name).is_file() for name in IMAGE_PROCESSOR_FILES):
+        processor = load_processor(str(folder))
     return (apply_lora(model, lora) if lora is not None else model), processor
 
 

@@ -1,16 +1,13 @@
 """Reports of a run folder: report.html, leaderboard.md and results.json (see docs/report.md).
 
-`build_report` is loaded on first use: importing this package (as the CLI does to register
-`report_command`) must not pull in matplotlib and jinja2.
+`build_report` is loaded on first use: importing this package must not pull in matplotlib and jinja2.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from medforget.report.command import report_command
-
-__all__ = ["build_report", "report_command"]
+__all__ = ["build_report"]
 
 
 def __getattr__(name: str) -> Any:

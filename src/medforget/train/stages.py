@@ -30,7 +30,7 @@ def benchmark_texts(bench: Benchmark) -> list[str]:
     from medforget.evaluate.metrics.refusal import REFUSAL_POOL
 
     texts: list[str] = list(REFUSAL_POOL)
-    for split in TEXT_SPLITS:
+    for split in (s for s in TEXT_SPLITS if s in bench.splits):  # an imported folder has fewer splits
         ds = bench[split]
         texts += ds["question"]
         texts += ds["answer"]
@@ -39,12 +39,16 @@ def benchmark_texts(bench: Benchmark) -> list[str]:
     return texts
 
 
+#: The tiny model's input size on imported data (its processor resizes every scan to it).
+IMPORTED_IMAGE_SIZE = 64
+
+
 def init_model(bench_dir: Path, out: Path, size: str = "tiny", seed: int = 0, overwrite: bool = False) -> Path:
     if size not in TINY_SIZES:
         raise MedforgetError(f"unknown model size {size!r}; choose one of: {', '.join(TINY_SIZES)}")
     bench = load_benchmark(bench_dir)
     _prepare_out(Path(out), overwrite)
-    image_size = bench.meta["config"]["image_size"]
+    image_size = bench.meta.get("config", {}).get("image_size") or IMPORTED_IMAGE_SIZE  # imported scans vary in size
     tmp = Path(out).with_name(Path(out).name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny_model(benchmark_texts(bench), tmp, size=size, image_size=image_size, seed=seed)

@@ -9,7 +9,8 @@ from typing import Callable
 
 from medforget.world.config import WorldConfig, check_forget_ratio
 from medforget.world.population import build_population, render_all
-from medforget.world.splits import SPLITS, build_splits, choose_assignment
+from medforget.world.levels import apply_level, check_level, hospital_patients
+from medforget.world.splits import SPLITS, Assignment, build_splits, choose_assignment
 from medforget.world.storage import FORMAT_VERSION, content_hash, save, to_dataset_dict, write_atomically
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -17,13 +18,18 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 def generate(
     cfg: WorldConfig, seed: int, forget_ratio: float, out: Path, overwrite: bool = False,
-    progress: Progress | None = None, workers: int | None = None,
+    progress: Progress | None = None, workers: int | None = None, forget_level: str = "patient",
 ) -> dict:
     """Generate the benchmark into `out` and return its metadata (what benchmark.json holds)."""
     check_forget_ratio(forget_ratio)
+    check_level(forget_level)
     pop = build_population(cfg, seed)
     assignment = choose_assignment(pop, forget_ratio, random.Random(seed + 5))
+    if forget_level == "hospital":  # the chosen patients' hospital goes, with every patient of it
+        gone = hospital_patients(pop, assignment.forget_patients)
+        assignment = Assignment(gone, assignment.corrupted_facts, {p: d for p, d in assignment.corrupted_scans.items() if p not in gone})
     splits = build_splits(pop, assignment, random.Random(seed + 6))
+    request = apply_level(forget_level, splits, pop, assignment.forget_patients, random.Random(seed + 7))
 
     done = 0
 
@@ -44,7 +50,7 @@ def generate(
         "config": cfg.to_dict(),
         "counts": {name: len(dd[name]) for name in (*SPLITS, "scans")},
         "patients": dict(Counter(p.group for p in pop.patients)),
-        "forget_patients": assignment.forget_patients,
+        **request,
         "incorrect_items": len(splits["forget_incorrect"]),
         "content_hash": content_hash(dd),
     }

@@ -17,6 +17,14 @@ from medforget.errors import MedforgetError, read_json
 
 FORMAT_VERSION = 2
 META_FILE = "benchmark.json"
+#: The splits a dataset folder must have (docs/dataset.md). A generated benchmark has all of
+#: world.splits.SPLITS; an imported one may lack the others, and every command skips what is absent.
+REQUIRED_SPLITS: tuple[str, ...] = ("train", "retain", "forget_privacy")
+
+
+def is_imported(meta: dict) -> bool:
+    """Written by `medforget import` (any source) rather than by `medforget generate`."""
+    return "source" in meta
 
 ROW_FEATURES = Features({
     "id": Value("string"),
@@ -58,9 +66,14 @@ SCAN_FEATURES = Features({
 
 
 def to_dataset_dict(splits: dict[str, list[dict]], scans: list[dict]) -> DatasetDict:
-    dd = {name: Dataset.from_list(rows, features=ROW_FEATURES) for name, rows in splits.items()}
-    dd["scans"] = Dataset.from_list(scans, features=SCAN_FEATURES)
+    dd = {name: _dataset(rows, ROW_FEATURES) for name, rows in splits.items()}
+    dd["scans"] = _dataset(scans, SCAN_FEATURES)
     return DatasetDict(dd)
+
+
+def _dataset(rows: list[dict], features: Features) -> Dataset:
+    """An empty split keeps its columns (`from_list([])` would store a table without any)."""
+    return Dataset.from_list(rows, features=features) if rows else Dataset.from_dict({k: [] for k in features}, features=features)
 
 
 def content_hash(dd: DatasetDict) -> str:

@@ -13,7 +13,7 @@ from medforget.errors import MedforgetError
 from medforget.evaluate.metrics.leak import name_tokens
 from medforget.world.questions import TASKS
 from medforget.world.splits import NOT_ASKED_BY_NAME, SPLITS
-from medforget.world.storage import ROW_FEATURES, SCAN_FEATURES, Benchmark, content_hash
+from medforget.world.storage import REQUIRED_SPLITS, ROW_FEATURES, SCAN_FEATURES, Benchmark, content_hash, is_imported
 
 SCENARIOS = {"privacy", "incorrect", "general"}
 CONDITIONS = {"image", "name", "none"}
@@ -40,16 +40,18 @@ def validate(folder: Path | str) -> list[str]:
     """Return every problem found (empty when the benchmark is sound). Unreadable folders raise MedforgetError."""
     bench = Benchmark(folder)
     problems = Problems()
-    missing = [s for s in (*SPLITS, "scans") if s not in bench.splits]
+    required = REQUIRED_SPLITS if is_imported(bench.meta) else SPLITS
+    missing = [s for s in (*required, "scans") if s not in bench.splits]
     for s in missing:
         problems.add("schema", f"split {s!r} is missing")
     if missing:
         return problems
-    _check_schema(bench, problems)
+    present = [s for s in SPLITS if s in bench.splits]
+    _check_schema(bench, present, problems)
     if problems:
         return problems
     scans = _check_scans(bench, problems)
-    rows = {name: bench.splits[name].to_list() for name in SPLITS}
+    rows = {name: bench.splits[name].to_list() for name in present}
     for name, split_rows in rows.items():
         _check_rows(name, split_rows, scans, problems)
     _check_leakage(bench, rows, scans, problems)
@@ -59,8 +61,8 @@ def validate(folder: Path | str) -> list[str]:
     return problems
 
 
-def _check_schema(bench: Benchmark, problems: Problems) -> None:
-    for name in SPLITS:
+def _check_schema(bench: Benchmark, present: list[str], problems: Problems) -> None:
+    for name in present:
         if bench.splits[name].features != ROW_FEATURES:
             problems.add("schema", f"split {name!r} has columns {sorted(bench.splits[name].features)}, expected {sorted(ROW_FEATURES)} with the documented types")
     if bench.splits["scans"].features != SCAN_FEATURES:
@@ -120,7 +122,7 @@ def _check_rows(name: str, rows: list[dict], scans: dict[str, dict], problems: P
 
 
 def _check_leakage(bench: Benchmark, rows: dict[str, list[dict]], scans: dict[str, dict], problems: Problems) -> None:
-    ids = {name: {r["id"] for r in split_rows} for name, split_rows in rows.items()}
+    ids = {name: {r["id"] for r in rows.get(name, [])} for name in SPLITS}
     parts = ids["retain"] | ids["forget_privacy"] | ids["forget_incorrect"]
     if ids["train"] != parts:
         problems.add("leakage", f"train is not exactly retain + forget_privacy + forget_incorrect ({len(ids['train'] ^ parts)} ids differ)")
@@ -132,14 +134,22 @@ def _check_leakage(bench: Benchmark, rows: dict[str, list[dict]], scans: dict[st
         if r["patient_id"] in forgotten:
             problems.add("leakage", f"retain row {r['id']!r} is about forgotten patient {r['patient_id']}")
     group_of = {s["patient_id"]: s["group"] for s in scans.values()}
+    imported = is_imported(bench.meta)
+    if imported:  # text-only patients have no scan to tell their group: members and non-members must not meet
+        members = {r["patient_id"] for r in rows["train"]} - {""}
+        for r in rows.get("holdout", []):
+            if r["patient_id"] in members:
+                problems.add("leakage", f"holdout row {r['id']!r} is about a trained patient; non-members must never be trained on")
     expected_group = {"train": "finetune", "test_retain": "finetune", "test_forget": "finetune", "holdout": "holdout", "general": "general", "pretrain": "pretrain"}
     for name, group in expected_group.items():
-        for r in rows[name]:
+        for r in rows.get(name, []):
             if name == "train" and _replayed(r, group_of):
+                continue
+            if imported and r["patient_id"] not in group_of:
                 continue
             if r["patient_id"] and group_of.get(r["patient_id"]) != group:
                 problems.add("leakage", f"{name} row {r['id']!r} is about a {group_of.get(r['patient_id'], 'unknown')} patient, expected {group}")
-    test_templates = {r["template_id"] for name in ("test_retain", "test_forget") for r in rows[name]}
+    test_templates = {r["template_id"] for name in ("test_retain", "test_forget") for r in rows.get(name, [])}
     for r in rows["train"]:
         if r["template_id"] in test_templates:
             problems.add("leakage", f"train row {r['id']!r} uses test paraphrase {r['template_id']!r}")
@@ -148,7 +158,7 @@ def _check_leakage(bench: Benchmark, rows: dict[str, list[dict]], scans: dict[st
             if sid in scans and scans[sid]["role"] != role:
                 problems.add("leakage", f"train row {r['id']!r} shows {scans[sid]['role']} scan {sid}")
     for name in ("test_retain", "test_forget"):
-        for r in rows[name]:
+        for r in rows.get(name, []):
             for sid in r["scan_ids"]:
                 if sid in scans and scans[sid]["role"] != "test":
                     problems.add("leakage", f"{name} row {r['id']!r} shows {scans[sid]['role']} scan {sid}, expected a held-out test scan")

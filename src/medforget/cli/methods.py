@@ -1,8 +1,4 @@
-"""The `unlearn` and `methods` commands, added to the CLI app by `register(app)`.
-
-`medforget.cli` is imported inside the commands: cli.py registers these commands at import time, so a
-module-level import back into it would be circular.
-"""
+"""Unlearning commands: `unlearn` and `methods`."""
 
 from __future__ import annotations
 
@@ -10,6 +6,9 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.table import Table
+
+from medforget.cli.shared import TrainProgress, console, quiet_transformers, user_errors
 
 
 class Scenario(str, Enum):
@@ -18,14 +17,9 @@ class Scenario(str, Enum):
     both = "both"
 
 
-def register(app: typer.Typer) -> None:
-    app.command("unlearn")(unlearn_command)
-    app.command("methods")(methods_command)
-
-
 def unlearn_command(
-    model: Path = typer.Option(..., "--model", help="Fine-tuned model folder (from `medforget finetune`)."),
-    bench: Path = typer.Option(..., "--bench", help="Benchmark folder the model was fine-tuned on."),
+    model: Path = typer.Option(..., "--model", help="Model folder: fine-tuned by `medforget finetune`, or any other (training options then from --set or the method's defaults)."),
+    bench: Path = typer.Option(..., "--bench", help="Dataset folder the model was trained on (generated or imported)."),
     method: str = typer.Option(..., "--method", help="Unlearning method (list them with `medforget methods`)."),
     scenario: Scenario = typer.Option(..., "--scenario", help="What to forget: privacy, incorrect or both forget splits."),
     out: Path = typer.Option(..., "--out", help="Folder for the unlearned model."),
@@ -33,10 +27,9 @@ def unlearn_command(
     overwrite: bool = typer.Option(False, help="Replace a finished output folder."),
 ) -> None:
     """Unlearn a scenario's forget set from a fine-tuned model with one method."""
-    from medforget.cli import TrainProgress, _quiet_transformers, console, user_errors
     from medforget.methods.unlearn import unlearn
 
-    _quiet_transformers()
+    quiet_transformers()
     with user_errors():
         with TrainProgress(f"{method} ({scenario.value})") as progress:
             record = unlearn(model, bench, method, scenario.value, out, overrides, progress, overwrite=overwrite)
@@ -47,9 +40,6 @@ def unlearn_command(
 
 def methods_command() -> None:
     """List the unlearning methods with their hyperparameters, types and defaults."""
-    from rich.table import Table
-
-    from medforget.cli import console
     from medforget.methods.registry import all_methods, param_defaults, param_types
 
     table = Table(title="unlearning methods (set hyperparameters with --set key=value)")

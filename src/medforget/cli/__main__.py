@@ -1,0 +1,5 @@
+"""`python -m medforget.cli`."""
+
+from medforget.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""A generated benchmark exported to `records` and re-imported keeps its patients, items and forget request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medforget.importers import import_dataset
+from medforget.importers.export import FORGET, MEMBERS, NONMEMBERS, export_records
+from medforget.world.storage import load_benchmark
+from medforget.world.validate import validate
+
+
+def test_round_trip_of_the_smoke_benchmark(smoke_bench: Path, tmp_path: Path) -> None:
+    counts = export_records(smoke_bench, tmp_path / "records")
+    folder = tmp_path / "records"
+    meta = import_dataset("records", folder / MEMBERS, tmp_path / "imported", forget=folder / FORGET, nonmembers=[folder / NONMEMBERS])
+    assert validate(tmp_path / "imported") == []
+    original, imported = load_benchmark(smoke_bench), load_benchmark(tmp_path / "imported")
+    assert meta["forget_patients"] == original.meta["forget_patients"]
+    privacy = [r for r in original["forget_privacy"] if r["scenario"] == "privacy"]
+    assert sorted(imported["forget_privacy"]["id"]) == sorted(r["id"] for r in privacy)
+    by_id = {r["id"]: r for r in imported["forget_privacy"]}
+    for r in privacy:
+        twin = by_id[r["id"]]
+        assert (twin["question"], twin["answer"], twin["task"], twin["condition"], twin["is_private"]) == (
+            r["question"], r["answer"], r["task"], r["condition"], r["is_private"])
+        assert [imported.image(s).tobytes() for s in twin["scan_ids"]] == [original.image(s).tobytes() for s in r["scan_ids"]]
+    assert len(imported["holdout"]) == counts["nonmembers"] and len(imported["train"]) == counts["records"]
