@@ -17,6 +17,7 @@ from medforget.data.formatting import (
     FormattingError,
     answer_text,
     answer_token_ids,
+    end_of_turn_ids,
     format_example,
     user_text,
 )
@@ -76,12 +77,13 @@ def test_training_example_masks_everything_but_the_answer(processor: ProcessorMi
     assert torch.equal(pixels[0], pixels[1]) and torch.equal(pixels[1], pixels[2])
 
 
-def test_answer_token_ids_with_and_without_the_end_of_turn(processor: ProcessorMixin) -> None:
+def test_answer_token_ids_and_the_end_of_turn(processor: ProcessorMixin) -> None:
     labels = format_example(processor, CLOZE, scans(1)).tokens["labels"]
     labelled = labels[labels != IGNORE_INDEX].tolist()
     assert answer_token_ids(processor, CLOZE, 1) == labelled
-    own = answer_token_ids(processor, CLOZE, 1, end_of_turn=False)
-    assert own == labelled[:-1] and processor.tokenizer.decode(own) == "4 July 1950"
+    closing = end_of_turn_ids(processor, CLOZE, 1)
+    assert len(closing) == 1 and labelled[-1:] == closing
+    assert processor.tokenizer.decode(labelled[:-1]) == "4 July 1950"
 
 
 def test_prompt_only_is_the_prefix_ending_with_the_generation_prompt(processor: ProcessorMixin) -> None:

@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Process
 
 from families import FAMILIES
 from medforget.data.collate import collate, pad_token_id
-from medforget.data.formatting import IGNORE_INDEX, answer_text, answer_token_ids, format_example
+from medforget.data.formatting import IGNORE_INDEX, answer_text, end_of_turn_ids, format_example
 from medforget.models.lora import LoraSettings, apply_lora
 from medforget.models.loss import answer_token_counts, answer_token_loss
 from medforget.models.parts import VisionPartsError, freeze_vision_tower, vision_parts
@@ -84,10 +84,11 @@ def test_answer_own_tokens_open_the_labels_and_leave_the_end_of_turn(family: Fam
     tokenizer = family.processor.tokenizer
     for row, labels in zip(ROWS, inputs["labels"]):
         labelled = labels[labels != IGNORE_INDEX].tolist()
-        own = answer_token_ids(family.processor, row, len(row["scan_ids"]), end_of_turn=False)
-        assert labelled[:len(own)] == own and len(own) < len(labelled)
-        assert tokenizer.decode(own).strip() == answer_text(row)
-        assert tokenizer.decode(labelled[len(own):]).strip() == family.end_of_turn
+        closing = end_of_turn_ids(family.processor, row, len(row["scan_ids"]))
+        own = len(labelled) - len(closing)
+        assert closing and labelled[own:] == closing
+        assert tokenizer.decode(labelled[:own]).strip() == answer_text(row)
+        assert tokenizer.decode(closing).strip() == family.end_of_turn
 
 
 def test_answer_token_loss_matches_model_loss(family: Family) -> None:

@@ -98,6 +98,8 @@ def format_example(
     if not full.startswith(prompt):
         raise FormattingError(f"the chat template of {type(processor).__name__} does not extend the prompt with the answer")
     tokens, vision = _encode(processor, full, rgb)
+    if marks_suffix(processor):
+        tokens = _end_at_eos(tokens, processor.tokenizer.eos_token_id)
     n_prompt = prompt_tokens["input_ids"].shape[0]
     if not torch.equal(tokens["input_ids"][:n_prompt], prompt_tokens["input_ids"]):
         raise FormattingError(
@@ -114,27 +116,20 @@ def format_example(
     return Example(tokens=tokens, vision=vision, per_sample=per_sample)
 
 
-def answer_token_ids(
-    processor: ProcessorMixin, row: Mapping[str, Any], n_images: int, *, end_of_turn: bool = True,
-) -> list[int]:
-    """The tokens ``format_example`` labels for ``row`` (answer and end of turn), from the text alone;
-    without ``end_of_turn``, the answer's own tokens only (what membership attacks read).
+def answer_token_ids(processor: ProcessorMixin, row: Mapping[str, Any], n_images: int) -> list[int]:
+    """The tokens ``format_example`` labels for ``row`` (answer and end of turn), from the text alone.
 
     The prompt's tokens are a prefix of prompt+answer (``format_example`` checks it), so what follows them
     does not depend on the images: tokenising the two chat texts without running the image processor
     gives the same suffix. (Scoring four options of one question then formats its images once.)"""
-    return shared_prompt_answer_ids(processor, [row], n_images, end_of_turn=end_of_turn)[0]
+    return shared_prompt_answer_ids(processor, [row], n_images)[0]
 
 
-def shared_prompt_answer_ids(
-    processor: ProcessorMixin, rows: Sequence[Mapping[str, Any]], n_images: int, *, end_of_turn: bool = True,
-) -> list[list[int]]:
+def shared_prompt_answer_ids(processor: ProcessorMixin, rows: Sequence[Mapping[str, Any]], n_images: int) -> list[list[int]]:
     """``answer_token_ids`` of rows that differ only in their answer (the options of one question): the
     prompt is templated and tokenised once, the answers in one tokenizer call."""
     prompt = processor.apply_chat_template(conversation(rows[0], n_images, False), add_generation_prompt=True)
     fulls = [processor.apply_chat_template(conversation(row, n_images, True)).rstrip() for row in rows]
-    if not end_of_turn:
-        fulls = [_through_answer(full, prompt, row) for full, row in zip(fulls, rows)]
     tokenizer, bos = processor.tokenizer, processor.tokenizer.bos_token
     add_special_tokens = not (bos and prompt.startswith(bos))
     head = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
@@ -146,6 +141,21 @@ def shared_prompt_answer_ids(
     return out
 
 
+def end_of_turn_ids(processor: ProcessorMixin, row: Mapping[str, Any], n_images: int) -> list[int]:
+    """The tokens the chat template writes after the answer (its end of turn), which close the labelled
+    tokens of every answer alike; what membership attacks read is the labelled tokens without them. Taken
+    from the end of the templated text, so it does not matter where a processor puts the prompt's end
+    (PaliGemma's adds the newline that separates prefix and answer itself)."""
+    prompt = processor.apply_chat_template(conversation(row, n_images, False), add_generation_prompt=True)
+    full = processor.apply_chat_template(conversation(row, n_images, True)).rstrip()
+    tokenizer, bos = processor.tokenizer, processor.tokenizer.bos_token
+    add_special_tokens = not (bos and prompt.startswith(bos))
+    whole, through = tokenizer([full, _through_answer(full, prompt, row)], add_special_tokens=add_special_tokens)["input_ids"]
+    if whole[: len(through)] != through:
+        raise FormattingError(f"row {row['id']}: the end of turn does not follow the answer on a token boundary")
+    return whole[len(through):]
+
+
 def _through_answer(full: str, prompt: str, row: Mapping[str, Any]) -> str:
     """The templated conversation cut right after the answer text, before the template's end of turn."""
     answer = answer_text(row)
@@ -153,6 +163,17 @@ def _through_answer(full: str, prompt: str, row: Mapping[str, Any]) -> str:
     if start < 0:
         raise FormattingError(f"row {row['id']}: the chat template does not write the answer verbatim")
     return full[: start + len(answer)]
+
+
+def _end_at_eos(tokens: dict[str, torch.Tensor], eos: int | None) -> dict[str, torch.Tensor]:
+    """A PaliGemma-style processor ends every text it is given with its prefix separator ("\n"), the answer
+    too: what follows the answer's EOS is cut, so that no token after the end of turn is trained or scored."""
+    ids = tokens["input_ids"]
+    ends = (ids == eos).nonzero().flatten() if eos is not None else ids[:0]
+    if not len(ends) or int(ends[-1]) == len(ids) - 1:
+        return tokens
+    cut = int(ends[-1]) + 1
+    return {k: v[:cut] if v.dim() == 1 and len(v) == len(ids) else v for k, v in tokens.items()}
 
 
 def marks_suffix(processor: ProcessorMixin) -> bool:

@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 
 from medforget.data.collate import collate, pad_token_id
 from medforget.data.formatting import (
-    IGNORE_INDEX, Example, FormattingError, answer_token_ids, format_example, shared_prompt_answer_ids,
+    IGNORE_INDEX, Example, FormattingError, answer_token_ids, end_of_turn_ids, format_example, shared_prompt_answer_ids,
 )
 from medforget.evaluate.metrics.mia import token_stats_from_logits
 from medforget.models.loss import answer_logits, answer_token_counts, answer_token_loss, output_logits
@@ -183,10 +183,11 @@ def answer_token_stats(
         sample, targets = sample.cpu(), targets.cpu()
         for i, row in enumerate(chunk):
             sel = sample == i
-            own = answer_token_ids(processor, row, len(row["scan_ids"]), end_of_turn=False)
-            if targets[sel][:len(own)].tolist() != own:
-                raise FormattingError(f"row {row['id']}: the answer's tokens do not open its labelled tokens")
-            out.append(AnswerTokens(*(t.cpu()[sel][:len(own)].tolist() for t in stats)))
+            labelled, closing = targets[sel].tolist(), end_of_turn_ids(processor, row, len(row["scan_ids"]))
+            own = len(labelled) - len(closing)
+            if own < 1 or labelled[own:] != closing:
+                raise FormattingError(f"row {row['id']}: the labelled tokens do not end with the template's end of turn")
+            out.append(AnswerTokens(*(t.cpu()[sel][:own].tolist() for t in stats)))
         if progress:
             progress(len(chunk))
     return out
