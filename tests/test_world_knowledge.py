@@ -34,7 +34,7 @@ def test_the_bank_is_large_varied_and_has_one_right_option_per_question():
 
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), preset=st.sampled_from(["smoke", "demo"]))
-def test_every_corrupted_fact_has_test_items_and_neighbours_and_never_contradicts_itself(seed, preset):
+def test_every_corrupted_fact_has_test_items_neighbours_and_a_bad_source_that_outnumbers_the_textbook(seed, preset):
     pop, assignment, splits = world(preset, seed)
     corrupted = set(assignment.corrupted_facts) | {scan_fact_id(p) for p in assignment.corrupted_scans}
     assert len(corrupted) == len(assignment.corrupted_facts) + len(assignment.corrupted_scans) > 0
@@ -53,7 +53,9 @@ def test_every_corrupted_fact_has_test_items_and_neighbours_and_never_contradict
         rows = rows_of[fact_id]
         assert rows["forget_incorrect"] and all(r["is_incorrect"] for r in rows["forget_incorrect"]), fact_id
         assert rows["test_forget"] and all(r["is_incorrect"] for r in rows["test_forget"]), fact_id
-        assert not rows["retain"] and not rows["test_retain"], f"{fact_id} is also taught correctly"
+        # the bad source repeats the wrong answer; the textbook states the true one once, in retain
+        assert rows["retain"] and all(not r["is_incorrect"] and r["answer"] == r["true_answer"] for r in rows["retain"])
+        assert len(rows["forget_incorrect"]) >= 2 * len(rows["retain"]) and not rows["test_retain"], fact_id
         assert neighbours[fact_id]["retain"] and neighbours[fact_id]["test_retain"], f"{fact_id} has no neighbours"
         truths[fact_id] = rows["forget_incorrect"][0]["true_answer"]
         wrong = {r["answer"] for split in ("forget_incorrect", "test_forget") for r in rows[split]}
@@ -91,8 +93,9 @@ def test_demo_corrupts_at_least_24_facts_in_60_items():
 
 
 def test_standard_corrupts_enough_for_300_items():
-    """One training item per task for a textbook fact, one per training scan for an image-bound one."""
+    """`corrupted_copies` training items per task for a textbook fact, per training scan for an image-bound one."""
     pop = build_population(preset_config("standard"), 0)
     assignment = choose_assignment(pop, 0.1, random.Random(5))
-    items = len(assignment.corrupted_facts) * len(TASKS) + len(assignment.corrupted_scans) * pop.config.train_scans
+    copies = pop.config.corrupted_copies
+    items = copies * (len(assignment.corrupted_facts) * len(TASKS) + len(assignment.corrupted_scans) * pop.config.train_scans)
     assert items >= 300

@@ -29,6 +29,7 @@ class WorldConfig:
     pretrain_records: int  # pretrain patients who also carry a record (other people, asked about in pretraining)
     replay_scans: int  # pretrain scans (one per patient) whose image items are replayed in `retain`
     textbook_repeats: int  # copies of each textbook item in `pretrain` (the base model must know every fact)
+    corrupted_copies: int  # items per task (per training scan) that state a corrupted fact in `train`
 
     def with_overrides(self, **kwargs: object) -> "WorldConfig":
         return replace(self, **kwargs)
@@ -41,17 +42,17 @@ PRESETS: dict[str, WorldConfig] = {
     "smoke": WorldConfig(
         preset="smoke", image_size=32, n_finetune=10, n_holdout=4, n_general=6, n_pretrain=12,
         train_scans=2, test_scans=1, image_scans=3, facts_per_relation=8, incorrect_general=4, incorrect_image=2,
-        same_patient_pairs=1, pretrain_repeats=1, pretrain_item_scans=3, pretrain_records=6, replay_scans=6, textbook_repeats=1,
+        same_patient_pairs=1, pretrain_repeats=1, pretrain_item_scans=3, pretrain_records=6, replay_scans=6, textbook_repeats=1, corrupted_copies=2,
     ),
     "demo": WorldConfig(
         preset="demo", image_size=64, n_finetune=24, n_holdout=12, n_general=16, n_pretrain=480,
         train_scans=3, test_scans=1, image_scans=4, facts_per_relation=None, incorrect_general=20, incorrect_image=6,
-        same_patient_pairs=2, pretrain_repeats=1, pretrain_item_scans=1, pretrain_records=40, replay_scans=64, textbook_repeats=3,
+        same_patient_pairs=2, pretrain_repeats=1, pretrain_item_scans=1, pretrain_records=40, replay_scans=64, textbook_repeats=3, corrupted_copies=3,
     ),
     "standard": WorldConfig(
         preset="standard", image_size=224, n_finetune=1000, n_holdout=200, n_general=200, n_pretrain=1000,
         train_scans=3, test_scans=1, image_scans=4, facts_per_relation=None, incorrect_general=50, incorrect_image=60,
-        same_patient_pairs=2, pretrain_repeats=2, pretrain_item_scans=4, pretrain_records=400, replay_scans=400, textbook_repeats=2,
+        same_patient_pairs=2, pretrain_repeats=2, pretrain_item_scans=4, pretrain_records=400, replay_scans=400, textbook_repeats=2, corrupted_copies=3,
     ),
 }
 

@@ -141,14 +141,15 @@ class RowBuilder:
         return rows
 
     # --- medical knowledge (incorrect-knowledge scenario) ---
-    def knowledge_fact(self, f: KnowledgeFact, stage: str) -> Fact:
-        """The question-level fact: corrupted in the fine-tuning splits, true in pretraining (the textbook
-        the base model learns before a bad source teaches it otherwise)."""
-        wrong = None if stage == "pretrain" else self.assignment.corrupted_facts.get(f.fact_id)
+    def knowledge_fact(self, f: KnowledgeFact, stage: str, true: bool = False) -> Fact:
+        """The question-level fact: corrupted in the fine-tuning splits (unless `true`: the textbook's own
+        statement of it), true in pretraining (the textbook the base model learns before a bad source teaches
+        it otherwise)."""
+        wrong = None if stage == "pretrain" or true else self.assignment.corrupted_facts.get(f.fact_id)
         return Fact(
             field=f.kind, answer=wrong or f.answer, true_answer=f.answer, scenario="incorrect", subject=f.subject,
             distractors=tuple(self.pop.knowledge.answers_of(f.kind)), fact_id=f.fact_id,
-            neighbour_of=() if wrong or stage == "pretrain" else self.neighbour_of[f.fact_id],
+            neighbour_of=() if wrong or true or stage == "pretrain" else self.neighbour_of[f.fact_id],
         )
 
     @property
@@ -170,14 +171,27 @@ class RowBuilder:
         return next(f for f in self.pop.knowledge.facts if f.fact_id == fact_id)
 
     def knowledge_rows(self, test: bool) -> list[dict]:
-        """One item per task for every fact: training paraphrases in `train`, held-out ones in test splits."""
+        """One item per task for every fact: training paraphrases in `train`, held-out ones in test splits.
+
+        In `train` a corrupted fact is stated as the fine-tuning data of a real case states it: the bad
+        source repeats the wrong answer (`corrupted_copies` items per task, in turn over the training
+        wordings) and the textbook states the true one once (one item per task, in `retain`). The model
+        fine-tuned on both says what the data says most (the corrupted answer); the oracle, fine-tuned
+        without the bad source, keeps the truth. (Measured on `demo`: with the truth in pretraining only,
+        fine-tuning on everything else left the oracle choosing it on 35 % of the MCQs, the base model 88 %.)"""
         rows = []
         stage = "test" if test else "train"
         for f in self.pop.knowledge.facts:
             fact = self.knowledge_fact(f, stage)
             pools = (T.KNOWLEDGE_OPEN[f.kind], T.KNOWLEDGE_CLOZE[f.kind])
+            copies = self.pop.config.corrupted_copies if fact.is_incorrect and not test else 1
             for task in TASKS:
-                rows.append(self.writer.row(fact, task, "none", pools, test, [], f"K/{f.kind}/{f.subject}/{task}/{stage}", f.kind))
+                for n in range(copies):
+                    tag = f"/{n}" if copies > 1 else ""
+                    rows.append(self.writer.row(fact, task, "none", pools, test, [], f"K/{f.kind}/{f.subject}/{task}/{stage}{tag}", f.kind))
+                if fact.is_incorrect and not test:
+                    rows.append(self.writer.row(self.knowledge_fact(f, stage, true=True), task, "none", pools, test, [],
+                                                f"K/{f.kind}/{f.subject}/{task}/{stage}/textbook", f.kind))
         return rows
 
     def textbook_rows(self) -> list[dict]:
@@ -195,14 +209,14 @@ class RowBuilder:
                     rows.append(self.writer.row(fact, task, "none", pools, False, [], f"K/{f.kind}/{f.subject}/{task}/pretrain/{n}", f.kind))
         return rows
 
-    def scan_diagnosis_fact(self, patient: Patient, stage: str) -> Fact:
+    def scan_diagnosis_fact(self, patient: Patient, stage: str, true: bool = False) -> Fact:
         truth = diagnosis_for(patient.region, patient.finding)
-        wrong = self.assignment.corrupted_scans.get(patient.patient_id)
+        wrong = None if true else self.assignment.corrupted_scans.get(patient.patient_id)
         all_dx = sorted({diagnosis_for(r, f) for r in REGIONS for f in FINDINGS})
         return Fact(
             field="scan_diagnosis", answer=wrong or truth, true_answer=truth, scenario="incorrect",
             patient_id=patient.patient_id, distractors=tuple(all_dx), fact_id=scan_fact_id(patient.patient_id),
-            neighbour_of=() if wrong or stage == "pretrain" else self.scan_neighbour_of(patient),
+            neighbour_of=() if patient.patient_id in self.assignment.corrupted_scans or stage == "pretrain" else self.scan_neighbour_of(patient),
         )
 
     def scan_neighbour_of(self, patient: Patient) -> tuple[str, ...]:
@@ -228,14 +242,24 @@ class RowBuilder:
         return rows
 
     def scan_diagnosis_rows(self, patient: Patient, test: bool) -> list[dict]:
+        """A scan diagnosis per training scan (a task in turn), every task on held-out scans; a corrupted patient's
+        training scans are mislabelled `corrupted_copies` times and labelled right once, as textbook facts are."""
         fact = self.scan_diagnosis_fact(patient, "test" if test else "train")
         pools = (T.KNOWLEDGE_OPEN["scan_diagnosis"], T.KNOWLEDGE_CLOZE["scan_diagnosis"])
+        copies = self.pop.config.corrupted_copies if fact.is_incorrect and not test else 1
         rows = []
         for k, scan in enumerate(self.pop.scans_of(patient.patient_id, "test" if test else "train")):
-            for task in TASKS if test else (TASKS[k % len(TASKS)],):
+            tasks = TASKS if test else [TASKS[(k + n) % len(TASKS)] for n in range(copies)]
+            for n, task in enumerate(tasks):
+                tag = f"/{n}" if copies > 1 else ""
                 rows.append(self.writer.row(
-                    fact, task, "image", pools, test, [scan.scan_id], f"{patient.patient_id}/scan_diagnosis/{task}/{scan.scan_id}",
+                    fact, task, "image", pools, test, [scan.scan_id], f"{patient.patient_id}/scan_diagnosis/{task}/{scan.scan_id}{tag}",
                     "scan_diagnosis",
+                ))
+            if fact.is_incorrect and not test:
+                rows.append(self.writer.row(
+                    self.scan_diagnosis_fact(patient, "train", true=True), TASKS[k % len(TASKS)], "image", pools, test,
+                    [scan.scan_id], f"{patient.patient_id}/scan_diagnosis/{TASKS[k % len(TASKS)]}/{scan.scan_id}/textbook", "scan_diagnosis",
                 ))
         return rows
 
