@@ -87,7 +87,7 @@ class SMFA(LossMethod):
     summary = "refusal LoRA sculpted by a retain-anchor LoRA: W = W0 + (1 - M) * dW_f"
     Params = SMFAParams
     needs_retain = True
-    train_defaults = TrainConfig(epochs=14, batch_size=16, lr=3e-3, save_every=100, lora=LoraSettings(r=8, alpha=16, dropout=0.0))
+    train_defaults = TrainConfig(epochs=12, batch_size=16, lr=3e-3, save_every=100, lora=LoraSettings(r=8, alpha=16, dropout=0.0))
 
     def check(self, job: Job) -> None:
         if job.cfg.lora is None:
