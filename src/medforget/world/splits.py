@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from medforget.world import templates as T
 from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, Patient
@@ -152,20 +153,18 @@ class RowBuilder:
             neighbour_of=() if wrong or true or stage == "pretrain" else self.neighbour_of[f.fact_id],
         )
 
-    @property
+    @cached_property
     def neighbour_of(self) -> dict[str, tuple[str, ...]]:
         """fact_id -> the corrupted facts it neighbours (empty for facts next to none)."""
-        if not hasattr(self, "_neighbour_of"):
-            knowledge, out = self.pop.knowledge, {}
-            patients = {p.patient_id: p for p in self.pop.group("finetune")}
-            for f in knowledge.facts:
-                near = [c for c in self.assignment.corrupted_facts if f in knowledge.neighbours(self._fact(c))]
-                if f.kind == "diagnosis_rule":  # the rule behind a corrupted scan's true diagnosis, or its region's
-                    near += [scan_fact_id(pid) for pid in self.assignment.corrupted_scans
-                             if f.region() == patients[pid].region or f.answer == diagnosis_for(patients[pid].region, patients[pid].finding)]
-                out[f.fact_id] = tuple(sorted(near))
-            self._neighbour_of = out
-        return self._neighbour_of
+        knowledge, out = self.pop.knowledge, {}
+        patients = {p.patient_id: p for p in self.pop.group("finetune")}
+        for f in knowledge.facts:
+            near = [c for c in self.assignment.corrupted_facts if f in knowledge.neighbours(self._fact(c))]
+            if f.kind == "diagnosis_rule":  # the rule behind a corrupted scan's true diagnosis, or its region's
+                near += [scan_fact_id(pid) for pid in self.assignment.corrupted_scans
+                         if f.region() == patients[pid].region or f.answer == diagnosis_for(patients[pid].region, patients[pid].finding)]
+            out[f.fact_id] = tuple(sorted(near))
+        return out
 
     def _fact(self, fact_id: str) -> KnowledgeFact:
         return next(f for f in self.pop.knowledge.facts if f.fact_id == fact_id)
