@@ -243,8 +243,7 @@ class Runner:
             for name in todo:
                 stage = self.stages[name]
                 fresh, began = self._begin(stage), time.perf_counter()
-                torch.set_num_threads(self.threads(name) if stage.heavy else default)
-                torch.manual_seed(0)  # as in a fresh worker (see _in_worker): a stage never depends on the one before
+                _stage_state(self.threads(name) if stage.heavy else default)
                 try:
                     info = stage.job(fresh, report=report(name))
                 finally:
@@ -277,16 +276,23 @@ def _in_worker(job: Job, fresh: bool, threads: int) -> dict | None:
     """A stage in a worker process: its thread share, and no per-file progress bars (the parent logs stages)."""
     import warnings
 
-    import torch
     from transformers.utils import logging as hf_logging
 
     os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)  # a reused worker starts each stage from the same random state
+    _stage_state(threads)
     return job(fresh)
+
+
+def _stage_state(threads: int) -> None:
+    """What a stage starts from, in this process or a reused worker: its thread count and one random state,
+    so that it never depends on the stage that ran before it in the same process."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
 
 
 # --- the jobs: module-level functions with plain arguments, so that worker processes can run them ---
@@ -403,11 +409,6 @@ def run_pipeline(
                    [out, out.with_suffix(".parquet")],
                    partial(_eval_job, folder=entry["path"], bench=bench, splits=splits, limit=cfg.eval_limit, out=out),
                    after=[entry["stage"]])
-    evals = [f"eval:{name}" for name in entries]
-    runner.add("report", {"evals": {n: runner.keys[n] for n in evals}},
-               [run_dir / "report.html", run_dir / "leaderboard.md", run_dir / "results.json"],
-               partial(_report_job, run_dir=run_dir), after=evals, heavy=False)
-
     def write_run_info() -> None:
         info = {
             "name": run_dir.name, "preset": cfg.preset, "seed": cfg.seed, "scenarios": cfg.scenarios, "methods": cfg.methods,
@@ -419,8 +420,14 @@ def run_pipeline(
         }
         (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
-    report_job = runner.stages["report"].job
-    runner.stages["report"].job = lambda fresh, report=None: (write_run_info(), report_job(fresh))[1]
+    def report_job(fresh: bool, report=None) -> dict:  # runs here (not heavy): run.json first, with the times so far
+        write_run_info()
+        return _report_job(fresh, run_dir)
+
+    evals = [f"eval:{name}" for name in entries]
+    runner.add("report", {"evals": {n: runner.keys[n] for n in evals}},
+               [run_dir / "report.html", run_dir / "leaderboard.md", run_dir / "results.json"],
+               report_job, after=evals, heavy=False)
     runner.execute(cfg.workers, train_report)
     write_run_info()
     return runner
