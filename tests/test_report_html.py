@@ -257,5 +257,5 @@ def test_chromium_renders_the_page(run_dir, page, tmp_path):
     shutil.copyfile(shot, ARTIFACTS / "report.png")
 
     dom = Page(_chromium_run(run_dir, tmp_path / "profile", "--dump-dom").stdout)
-    assert [r[0] for r in dom.tables["leaderboard"]] == [r[0] for r in page.tables["leaderboard"]]
+    assert [r[0] for r in dom.tables["leaderboard-both"]] == [r[0] for r in page.tables["leaderboard-both"]]
     assert len(dom.plots()) == len(page.plots()) and len(dom.scans()) == len(page.scans())
