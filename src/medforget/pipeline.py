@@ -395,8 +395,8 @@ def run_pipeline(
             settings = cfg.method_settings.get(method, [])
             impl = get_method(method)  # its defaults are part of the key, so changing a default re-runs the method
             defaults = {"params": param_defaults(impl), "train": impl.train_defaults.to_dict() if impl.train_defaults else None}
-            runner.add(f"unlearn:{name}", {"vanilla": runner.keys["vanilla"], "scenario": scenario, "settings": settings,
-                                           "defaults": defaults}, [models / name],
+            runner.add(f"unlearn:{name}", {"vanilla": runner.keys["vanilla"], "method": method, "scenario": scenario,
+                                           "settings": settings, "defaults": defaults}, [models / name],
                        partial(_unlearn_job, vanilla=models / "vanilla", bench=bench, method=method, scenario=scenario,
                                out=models / name, settings=settings), after=["vanilla"])
             entries[name] = {"kind": "method", "method": method, "stage": f"unlearn:{name}", "path": models / name, "scenario": scenario}
