@@ -1,6 +1,7 @@
 """Determinism, split invariants and the properties of the rendered scans."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -205,3 +206,16 @@ def test_pretraining_asks_about_other_people_in_every_wording(smoke_bench):
     assert values and not values & seen
     training = {r["template_id"] for split in ("train", "holdout") for r in bench[split].to_list()}
     assert not held_out & training
+
+
+def test_generator_digest_changes_with_the_generator_source(tmp_path):
+    """A run's cache keys its benchmark on this digest: a benchmark from older generator code is regenerated."""
+    from medforget.world import build
+
+    source = Path(build.__file__).parent
+    copy = tmp_path / "world"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert build.generator_digest(copy) == build.generator_digest()
+    splits = copy / "splits.py"
+    splits.write_text(splits.read_text() + "\n# one more line\n")
+    assert build.generator_digest(copy) != build.generator_digest()

@@ -347,6 +347,7 @@ def run_pipeline(
     from medforget.evaluate.run import DEFAULT_SPLITS
     from medforget.methods.registry import get_method, param_defaults
     from medforget.train.config import stage_config, vision_config
+    from medforget.world.build import generator_digest
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -355,7 +356,8 @@ def run_pipeline(
     bench = run_dir / "bench"
     models = run_dir / "models"
 
-    runner.add("generate", {"preset": cfg.preset, "seed": cfg.seed, "forget_ratio": cfg.forget_ratio}, [bench],
+    runner.add("generate", {"preset": cfg.preset, "seed": cfg.seed, "forget_ratio": cfg.forget_ratio,
+                            "generator": generator_digest()}, [bench],
                partial(_generate_job, preset=cfg.preset, seed=cfg.seed, forget_ratio=cfg.forget_ratio, out=bench), heavy=False)
 
     def training(name: str, stage: str, split: str, source: str | Path, out: Path, exclude: list[str], after: list[str],
