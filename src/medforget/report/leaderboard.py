@@ -95,6 +95,7 @@ ROBUSTNESS_COLUMNS: dict[str, tuple[Column, ...]] = {
                "noised or with less contrast (all three pooled)"),
         Column("paraphrase_forget", "paraphrase forget", "MCQ accuracy on the held-back items asked in a wording never "
                "used for that fact in any split"),
+        Column("paraphrase_leak", "paraphrase leak", "exact leak of generated answers on the held-back private items in such a wording"),
         Column("mcq_only", "MCQ only", "share of (MCQ, generated) item pairs of the same forgotten fact where the MCQ "
                "picks the private value and the generated answer does not state it (forget_privacy): suppressed in "
                "generation only"),
@@ -115,6 +116,7 @@ ROBUSTNESS_COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("perturbed_corrupted", "perturbed corrupted", "corrupted option chosen on held-back scan diagnoses with "
                "the scan cropped, noised or with less contrast"),
         Column("paraphrase_corrupted", "paraphrase corrupted", "corrupted option chosen with a wording never used for that fact"),
+        Column("paraphrase_corrupted_gen", "paraphrase corrupted gen", "generated answers stating the corrupted answer in such a wording"),
         Column("mcq_only_incorrect", "MCQ only", "share of (MCQ, generated) item pairs of the same corrupted fact where only "
                "the MCQ states the corrupted answer (forget_incorrect)"),
         Column("gen_only_incorrect", "gen only", "share of those pairs where only the generated answer states it"),
