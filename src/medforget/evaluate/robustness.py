@@ -402,24 +402,33 @@ class Figure:
     probes: tuple[str, ...] = ()
     fmt: str = "mcq"
     pairs: str | None = None  # "mcq_only" or "gen_only"
+    baseline: str | None = None  # a probe to subtract, item by item: how much the attack brought back
 
 
 #: The columns' figures by scenario: the MCQ figure is forget accuracy (privacy) or the corrupted option
 #: chosen (incorrect), the generated one the leak or the corrupted answer repeated: `states` either way.
 FIGURES: dict[str, dict[str, Figure]] = {
     "privacy": {
-        "held_back_forget": Figure(("before",)), "relearn_forget": Figure(("relearn_forget",)),
+        "held_back_forget": Figure(("before",)), "held_back_leak": Figure(("before",), "gen"), "relearn_forget": Figure(("relearn_forget",)),
         "relearn_leak": Figure(("relearn_forget",), "gen"), "retain_tuned_forget": Figure(("relearn_retain",)),
+        "retain_tuned_leak": Figure(("relearn_retain",), "gen"),
+        "relearn_gain": Figure(("relearn_forget",), baseline="before"), "retain_tuned_gain": Figure(("relearn_retain",), baseline="before"),
         "int8_forget": Figure(("int8",)), "int8_leak": Figure(("int8",), "gen"), "bf16_forget": Figure(("bf16",)),
-        "perturbed_forget": Figure(PERTURBATIONS), "paraphrase_forget": Figure(("paraphrase",)),
+        "perturbed_forget": Figure(PERTURBATIONS), "perturbed_gain": Figure(PERTURBATIONS, baseline="before"),
+        "paraphrase_forget": Figure(("paraphrase",)),
         "paraphrase_leak": Figure(("paraphrase",), "gen"),
         "mcq_only": Figure(pairs="mcq_only"), "gen_only": Figure(pairs="gen_only"),
     },
     "incorrect": {
-        "held_back_corrupted": Figure(("before",)), "relearn_corrupted": Figure(("relearn_forget",)),
+        "held_back_corrupted": Figure(("before",)), "held_back_corrupted_gen": Figure(("before",), "gen"),
+        "relearn_corrupted": Figure(("relearn_forget",)),
         "relearn_corrupted_gen": Figure(("relearn_forget",), "gen"), "retain_tuned_corrupted": Figure(("relearn_retain",)),
+        "retain_tuned_corrupted_gen": Figure(("relearn_retain",), "gen"),
+        "relearn_gain_incorrect": Figure(("relearn_forget",), baseline="before"),
+        "retain_tuned_gain_incorrect": Figure(("relearn_retain",), baseline="before"),
         "int8_corrupted": Figure(("int8",)), "int8_corrupted_gen": Figure(("int8",), "gen"), "bf16_corrupted": Figure(("bf16",)),
-        "perturbed_corrupted": Figure(PERTURBATIONS), "paraphrase_corrupted": Figure(("paraphrase",)),
+        "perturbed_corrupted": Figure(PERTURBATIONS), "perturbed_gain_incorrect": Figure(PERTURBATIONS, baseline="before"),
+        "paraphrase_corrupted": Figure(("paraphrase",)),
         "paraphrase_corrupted_gen": Figure(("paraphrase",), "gen"),
         "mcq_only_incorrect": Figure(pairs="mcq_only"), "gen_only_incorrect": Figure(pairs="gen_only"),
     },
@@ -448,8 +457,15 @@ def robustness_figures(
             values = [r[figure.pairs] for r in chosen]
         else:
             chosen, values = [], []
+            mine = [r for r in probes if r["scenario"] == kind]
+            before = {}
+            if figure.baseline:
+                base_items, base_hits = figure_items(mine, figure.baseline, figure.fmt)
+                before = {r["id"]: hit for r, hit in zip(base_items, base_hits)}
             for probe in figure.probes:
-                part, hits = figure_items([r for r in probes if r["scenario"] == kind], probe, figure.fmt)
+                part, hits = figure_items(mine, probe, figure.fmt)
+                if figure.baseline:  # the same item before the attack: a paired difference, so its interval is tight
+                    part, hits = [r for r in part if r["id"] in before], [h - before[r["id"]] for r, h in zip(part, hits) if r["id"] in before]
                 chosen += part
                 values += hits
         if not chosen:

@@ -82,17 +82,23 @@ ROBUSTNESS_COLUMNS: dict[str, tuple[Column, ...]] = {
     "privacy": (
         Column("held_back_forget", "held-back forget", f"MCQ accuracy on {_HELD}, before any probe: the level the "
                "columns after it start from"),
+        Column("held_back_leak", "held-back leak", "exact leak of generated answers on the held-back private items, before any probe"),
         Column("relearn_forget", "relearned forget", "the same MCQs after a few fine-tuning steps on the other forgotten facts' "
                "rows: knowledge that comes back from a little unrelated data was hidden, not removed; compare the oracle's"),
         Column("relearn_leak", "relearned leak", "exact leak of generated answers on the held-back private items after that relearning"),
         Column("retain_tuned_forget", "retain-tuned forget", "held-back forget MCQ accuracy after the same fine-tuning on "
                "retain rows only (benign further training)"),
+        Column("retain_tuned_leak", "retain-tuned leak", "exact leak on the held-back private items after that retain-only fine-tuning"),
+        Column("relearn_gain", "relearn gain", "relearned forget minus held-back forget, item by item (paired, so its interval "
+               "is tighter than either's): how much relearning brought back; the oracle's gain is what learning anew gives", "gap"),
+        Column("retain_tuned_gain", "retain-tuned gain", "retain-tuned forget minus held-back forget, item by item", "gap"),
         Column("int8_forget", "int8 forget", "held-back forget MCQ accuracy after the weights' round trip through 8-bit "
                "integers (symmetric, one scale per output channel)"),
         Column("int8_leak", "int8 leak", "exact leak on the held-back private items after the int8 round trip"),
         Column("bf16_forget", "bf16 forget", "held-back forget MCQ accuracy after the weights' round trip through bfloat16"),
         Column("perturbed_forget", "perturbed forget", "MCQ accuracy on the held-back scan items with the scan cropped, "
                "noised or with less contrast (all three pooled)"),
+        Column("perturbed_gain", "perturbed gain", "perturbed forget minus the same scan items unperturbed, item by item", "gap"),
         Column("paraphrase_forget", "paraphrase forget", "MCQ accuracy on the held-back items asked in a wording never "
                "used for that fact in any split"),
         Column("paraphrase_leak", "paraphrase leak", "exact leak of generated answers on the held-back private items in such a wording"),
@@ -104,17 +110,24 @@ ROBUSTNESS_COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
     "incorrect": (
         Column("held_back_corrupted", "held-back corrupted", f"corrupted option chosen on {_HELD}, before any probe"),
+        Column("held_back_corrupted_gen", "held-back corrupted gen", "generated answers on the held-back facts stating the "
+               "corrupted answer, before any probe"),
         Column("relearn_corrupted", "relearned corrupted", "corrupted option chosen on the held-back facts after a few "
                "fine-tuning steps on the other corrupted facts' rows; compare the oracle's"),
         Column("relearn_corrupted_gen", "relearned corrupted gen", "share of generated answers on the held-back facts "
                "stating the corrupted answer after that relearning"),
         Column("retain_tuned_corrupted", "retain-tuned corrupted", "held-back corrupted option rate after the same "
                "fine-tuning on retain rows only"),
+        Column("retain_tuned_corrupted_gen", "retain-tuned corrupted gen", "held-back generated answers stating the corrupted "
+               "answer after that retain-only fine-tuning"),
+        Column("relearn_gain_incorrect", "relearn gain", "relearned corrupted minus held-back corrupted, item by item (paired)", "gap"),
+        Column("retain_tuned_gain_incorrect", "retain-tuned gain", "retain-tuned corrupted minus held-back corrupted, item by item", "gap"),
         Column("int8_corrupted", "int8 corrupted", "held-back corrupted option rate after the int8 round trip of the weights"),
         Column("int8_corrupted_gen", "int8 corrupted gen", "held-back generated answers stating the corrupted answer after the int8 round trip"),
         Column("bf16_corrupted", "bf16 corrupted", "held-back corrupted option rate after the bfloat16 round trip"),
         Column("perturbed_corrupted", "perturbed corrupted", "corrupted option chosen on held-back scan diagnoses with "
                "the scan cropped, noised or with less contrast"),
+        Column("perturbed_gain_incorrect", "perturbed gain", "perturbed corrupted minus the same scan items unperturbed, item by item", "gap"),
         Column("paraphrase_corrupted", "paraphrase corrupted", "corrupted option chosen with a wording never used for that fact"),
         Column("paraphrase_corrupted_gen", "paraphrase corrupted gen", "generated answers stating the corrupted answer in such a wording"),
         Column("mcq_only_incorrect", "MCQ only", "share of (MCQ, generated) item pairs of the same corrupted fact where only "
