@@ -1,7 +1,7 @@
 """`medforget run`: the whole benchmark as a chain of cached, resumable stages.
 
 generate -> init -> pretrain -> vanilla, oracle@S -> unlearn (one per method and scenario S) -> eval (one per
-model) -> report
+model) -> robust (one per oracle and unlearned model: relearning, quantisation, probing) -> report
 
 Each scenario S (privacy, incorrect, or both at once) has its own oracle, the base model fine-tuned without
 S's forget set, and every method unlearns S's forget set from the vanilla model; each unlearned model is judged
@@ -33,7 +33,7 @@ import yaml
 
 from medforget.errors import MedforgetError
 
-STAGE_GROUPS = ("generate", "init", "pretrain", "vanilla", "oracle", "unlearn", "eval", "report")
+STAGE_GROUPS = ("generate", "init", "pretrain", "vanilla", "oracle", "unlearn", "eval", "robust", "report")
 SCENARIOS = ("privacy", "incorrect", "both")
 DEFAULT_SCENARIOS = ("privacy", "incorrect")
 ORACLE_EXCLUDES = {"privacy": ["forget_privacy"], "incorrect": ["forget_incorrect"], "both": ["forget"]}
@@ -45,6 +45,7 @@ SCENARIO_SPLITS = {
 }
 EVAL_LIMITS = {"smoke": 40, "demo": 240, "standard": None}  # items per split evaluated (None: all)...
 FULL_SPLITS = ("general",)  # ...but these: small, and the general-capability figure must not hinge on a sample
+ROBUSTNESS = {"smoke": False}  # presets whose runs skip the robustness stages by default (the others run them)
 
 
 def default_methods() -> list[str]:
@@ -71,6 +72,7 @@ class RunConfig:
     eval_limit: int | None = -1  # -1: the preset's default
     method_settings: dict[str, list[str]] = field(default_factory=dict)  # method -> ["key=value", ...]
     workers: int = field(default_factory=default_workers)  # stages run side by side (1: one after another)
+    robustness: bool | None = None  # relearning, quantisation and probing of each oracle and method; None: the preset's default
 
     def __post_init__(self) -> None:
         from medforget.methods.registry import get_method
@@ -90,6 +92,8 @@ class RunConfig:
             get_method(name)
         if self.eval_limit == -1:
             self.eval_limit = EVAL_LIMITS.get(self.preset)
+        if self.robustness is None:
+            self.robustness = ROBUSTNESS.get(self.preset, True)
         if self.workers < 1:
             raise MedforgetError(f"workers must be at least 1, got {self.workers}")
 
@@ -333,6 +337,15 @@ def _eval_job(fresh: bool, folder: Path, bench: Path, splits: tuple[str, ...], l
     return {"eval_seconds": metrics["seconds"]}
 
 
+def _robust_job(fresh: bool, folder: Path, bench: Path, scenario: str, cfg: dict, out: Path, report=None) -> dict:
+    from medforget.evaluate.robustness import RobustnessConfig, probe_folder
+    from medforget.evaluate.run import write_results
+
+    records, summary = probe_folder(folder, bench, scenario, RobustnessConfig(**cfg))
+    write_results(summary, records, out)
+    return {"robust_seconds": summary["total_seconds"]}
+
+
 def _report_job(fresh: bool, run_dir: Path, report=None) -> dict:
     from medforget.report import build_report
 
@@ -411,6 +424,21 @@ def run_pipeline(
                    [out, out.with_suffix(".parquet")],
                    partial(_eval_job, folder=entry["path"], bench=bench, splits=splits, limit=cfg.eval_limit, out=out),
                    after=[entry["stage"]])
+    robust = []
+    if cfg.robustness:
+        from medforget.evaluate.robustness import preset_robustness
+
+        settings = preset_robustness(cfg.preset).to_dict()
+        for name, entry in entries.items():
+            if entry["scenario"] is None:  # base and vanilla: nothing was forgotten
+                continue
+            out = run_dir / "robust" / f"{name}.json"
+            runner.add(f"robust:{name}", {"model": runner.keys[entry["stage"]], "scenario": entry["scenario"], "robustness": settings},
+                       [out, out.with_suffix(".parquet")],
+                       partial(_robust_job, folder=entry["path"], bench=bench, scenario=entry["scenario"], cfg=settings, out=out),
+                       after=[entry["stage"]])
+            robust.append(f"robust:{name}")
+
     def write_run_info() -> None:
         info = {
             "name": run_dir.name, "preset": cfg.preset, "seed": cfg.seed, "scenarios": cfg.scenarios, "methods": cfg.methods,
@@ -426,7 +454,7 @@ def run_pipeline(
         write_run_info()
         return _report_job(fresh, run_dir)
 
-    evals = [f"eval:{name}" for name in entries]
+    evals = [f"eval:{name}" for name in entries] + robust
     runner.add("report", {"evals": {n: runner.keys[n] for n in evals}},
                [run_dir / "report.html", run_dir / "leaderboard.md", run_dir / "results.json"],
                report_job, after=evals, heavy=False)

@@ -23,7 +23,8 @@ def run(
     model: Optional[str] = typer.Option(None, "--model", help="Fine-tune this checkpoint (path or hub id) instead of the embedded default."),
     seed: Optional[int] = typer.Option(None, help="Seed of the benchmark and of every training run (default 0)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same settings; options given here win."),
-    force: list[str] = typer.Option([], "--force", help="Redo this stage and every stage after it (generate, init, pretrain, vanilla, oracle, unlearn, eval, report)."),
+    force: list[str] = typer.Option([], "--force", help="Redo this stage and every stage after it (generate, init, pretrain, vanilla, oracle, unlearn, eval, robust, report)."),
+    robustness: Optional[bool] = typer.Option(None, "--robustness/--no-robustness", help="Probe each oracle and unlearned model by relearning, quantisation, perturbed scans and paraphrases (default: on, off for smoke)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Your dataset folder (from `medforget import`): audit --model, unlearn it with each method, audit again."),
     overrides: list[str] = typer.Option([], "--set", help="With --data: key=value for every method (as `unlearn --set`)."),
 ) -> None:
@@ -41,7 +42,7 @@ def run(
         return
     with user_errors():
         settings = {"preset": preset, "scenarios": scenarios or None, "model": model, "seed": seed, "methods": methods or None,
-                    "workers": workers}
+                    "workers": workers, "robustness": robustness}
         if config is not None:
             cfg = RunConfig.from_yaml(config, **settings)
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from medforget.evaluate.bootstrap import Resampler, interval
 from medforget.evaluate.compare import FORGET_QUALITY_SPLITS, REFUSAL_SPLITS, compare
 from medforget.evaluate.references import reference_metrics, reference_records
+from medforget.evaluate.robustness import robustness_figures
 from medforget.evaluate.run import known_values
 from medforget.evaluate.summary import membership_scores
 from medforget.report import plots
@@ -132,7 +133,7 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     run = load_run(run_dir)
     known = known_values(run.bench) if run.bench is not None else {}
     _add_references(run, known)
-    resampler = Resampler.for_records(*run.items.values())
+    resampler = Resampler.for_records(*run.items.values(), *run.robust.values())
     vanilla = run.named("vanilla") or "vanilla"
     boards, comparisons, notes = {}, {}, list(run.notes)
     for scenario in run.scenarios:
@@ -142,7 +143,8 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
                              oracle=oracle, scenario=scenario, base=run.named("base"), known=known, resampler=resampler)
         comparisons[scenario] = comparison
         intervals = {n: model_intervals(run.items.get(n, []), run.items.get(oracle, []), known, resampler) for n in names}
-        boards[scenario] = (leaderboard_rows(run, scenario, comparison, intervals), columns_for(scenario))
+        robust = {n: robustness_figures(run.robust.get(n, []), run.items.get(n, []), scenario, resampler) for n in names}
+        boards[scenario] = (leaderboard_rows(run, scenario, comparison, intervals, robust), columns_for(scenario))
         notes += [f"{scenario}: {n}" for n in _grouped_notes(comparison)]
         notes += _ues_left_out(comparison.get(vanilla, {}), scenario)
     first = run.scenarios[0]
@@ -174,7 +176,7 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     results = {
         "run": run.info, "notes": notes,
         "models": {m.name: {"kind": m.kind, "method": m.method, "scenario": m.scenario, "seconds": m.seconds, "path": m.path,
-                            "metrics": run.metrics.get(m.name)} for m in run.models},
+                            "metrics": run.metrics.get(m.name), "robustness": run.robust_info.get(m.name)} for m in run.models},
         "comparison": comparisons,
         "leaderboards": {s: {"columns": columns_json(cols), "rows": rows} for s, (rows, cols) in boards.items()},
     }

@@ -76,6 +76,65 @@ REFUSAL_COLUMNS: tuple[Column, ...] = (
     Column("refusal_holdout_gap", "holdout refusal gap", "refusal on holdout minus the oracle's; refusing about forgotten "
            "patients but not about others reveals who was forgotten", "gap"),
 )
+_HELD = ("the forget items held back from the relearning slice (a quarter of the forgotten facts trains, the "
+         "others are asked; up to the robustness setting's `items` per format)")
+ROBUSTNESS_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "privacy": (
+        Column("held_back_forget", "held-back forget", f"MCQ accuracy on {_HELD}, before any probe: the level the "
+               "columns after it start from"),
+        Column("held_back_leak", "held-back leak", "exact leak of generated answers on the held-back private items, before any probe"),
+        Column("relearn_forget", "relearned forget", "the same MCQs after a few fine-tuning steps on the other forgotten facts' "
+               "rows: knowledge that comes back from a little unrelated data was hidden, not removed; compare the oracle's"),
+        Column("relearn_leak", "relearned leak", "exact leak of generated answers on the held-back private items after that relearning"),
+        Column("retain_tuned_forget", "retain-tuned forget", "held-back forget MCQ accuracy after the same fine-tuning on "
+               "retain rows only (benign further training)"),
+        Column("retain_tuned_leak", "retain-tuned leak", "exact leak on the held-back private items after that retain-only fine-tuning"),
+        Column("relearn_gain", "relearn gain", "relearned forget minus held-back forget, item by item (paired, so its interval "
+               "is tighter than either's): how much relearning brought back; the oracle's gain is what learning anew gives", "gap"),
+        Column("retain_tuned_gain", "retain-tuned gain", "retain-tuned forget minus held-back forget, item by item", "gap"),
+        Column("int8_forget", "int8 forget", "held-back forget MCQ accuracy after the weights' round trip through 8-bit "
+               "integers (symmetric, one scale per output channel)"),
+        Column("int8_leak", "int8 leak", "exact leak on the held-back private items after the int8 round trip"),
+        Column("bf16_forget", "bf16 forget", "held-back forget MCQ accuracy after the weights' round trip through bfloat16"),
+        Column("perturbed_forget", "perturbed forget", "MCQ accuracy on the held-back scan items with the scan cropped, "
+               "noised or with less contrast (all three pooled)"),
+        Column("perturbed_gain", "perturbed gain", "perturbed forget minus the same scan items unperturbed, item by item", "gap"),
+        Column("paraphrase_forget", "paraphrase forget", "MCQ accuracy on the held-back items asked in a wording never "
+               "used for that fact in any split"),
+        Column("paraphrase_leak", "paraphrase leak", "exact leak of generated answers on the held-back private items in such a wording"),
+        Column("mcq_only", "MCQ only", "share of (MCQ, generated) item pairs of the same forgotten fact where the MCQ "
+               "picks the private value and the generated answer does not state it (forget_privacy): suppressed in "
+               "generation only"),
+        Column("gen_only", "gen only", "share of those pairs where the generated answer states the value and the MCQ "
+               "does not pick it: suppressed in multiple choice only"),
+    ),
+    "incorrect": (
+        Column("held_back_corrupted", "held-back corrupted", f"corrupted option chosen on {_HELD}, before any probe"),
+        Column("held_back_corrupted_gen", "held-back corrupted gen", "generated answers on the held-back facts stating the "
+               "corrupted answer, before any probe"),
+        Column("relearn_corrupted", "relearned corrupted", "corrupted option chosen on the held-back facts after a few "
+               "fine-tuning steps on the other corrupted facts' rows; compare the oracle's"),
+        Column("relearn_corrupted_gen", "relearned corrupted gen", "share of generated answers on the held-back facts "
+               "stating the corrupted answer after that relearning"),
+        Column("retain_tuned_corrupted", "retain-tuned corrupted", "held-back corrupted option rate after the same "
+               "fine-tuning on retain rows only"),
+        Column("retain_tuned_corrupted_gen", "retain-tuned corrupted gen", "held-back generated answers stating the corrupted "
+               "answer after that retain-only fine-tuning"),
+        Column("relearn_gain_incorrect", "relearn gain", "relearned corrupted minus held-back corrupted, item by item (paired)", "gap"),
+        Column("retain_tuned_gain_incorrect", "retain-tuned gain", "retain-tuned corrupted minus held-back corrupted, item by item", "gap"),
+        Column("int8_corrupted", "int8 corrupted", "held-back corrupted option rate after the int8 round trip of the weights"),
+        Column("int8_corrupted_gen", "int8 corrupted gen", "held-back generated answers stating the corrupted answer after the int8 round trip"),
+        Column("bf16_corrupted", "bf16 corrupted", "held-back corrupted option rate after the bfloat16 round trip"),
+        Column("perturbed_corrupted", "perturbed corrupted", "corrupted option chosen on held-back scan diagnoses with "
+               "the scan cropped, noised or with less contrast"),
+        Column("perturbed_gain_incorrect", "perturbed gain", "perturbed corrupted minus the same scan items unperturbed, item by item", "gap"),
+        Column("paraphrase_corrupted", "paraphrase corrupted", "corrupted option chosen with a wording never used for that fact"),
+        Column("paraphrase_corrupted_gen", "paraphrase corrupted gen", "generated answers stating the corrupted answer in such a wording"),
+        Column("mcq_only_incorrect", "MCQ only", "share of (MCQ, generated) item pairs of the same corrupted fact where only "
+               "the MCQ states the corrupted answer (forget_incorrect)"),
+        Column("gen_only_incorrect", "gen only", "share of those pairs where only the generated answer states it"),
+    ),
+}
 MODEL_COLUMN = Column("model", "model", "the model and its role: base (before fine-tuning), vanilla (fine-tuned on everything, "
                       "the starting point), oracle (retrained without this scenario's forget set, the target), an "
                       "unlearning method, or a reference (a degenerate model built from score tables: random options "
@@ -83,7 +142,8 @@ MODEL_COLUMN = Column("model", "model", "the model and its role: base (before fi
 TIME_COLUMN = Column("seconds", "time", "training or unlearning time of the model (from run.json)", "seconds")
 #: Every column any leaderboard has, by key (the CLI's summary picks from these).
 COLUMNS: dict[str, Column] = {c.key: c for c in (
-    MODEL_COLUMN, *PRIVACY_COLUMNS, *INCORRECT_COLUMNS, *UTILITY_COLUMNS, *UES_COLUMNS.values(), *REFUSAL_COLUMNS, TIME_COLUMN,
+    MODEL_COLUMN, *PRIVACY_COLUMNS, *INCORRECT_COLUMNS, *UTILITY_COLUMNS, *UES_COLUMNS.values(), *REFUSAL_COLUMNS,
+    *ROBUSTNESS_COLUMNS["privacy"], *ROBUSTNESS_COLUMNS["incorrect"], TIME_COLUMN,
 )}
 SCENARIO_TITLES = {"privacy": "Privacy: forgetting patients' private details",
                    "incorrect": "Incorrect knowledge: removing corrupted medical facts",
@@ -103,6 +163,8 @@ def columns_for(scenario: str) -> list[Column]:
     cols += [UES_COLUMNS[s] for s in ("privacy", "incorrect") if (s == "privacy" and privacy) or (s == "incorrect" and incorrect)]
     if privacy:
         cols += REFUSAL_COLUMNS
+    cols += [c for s in ("privacy", "incorrect") if (s == "privacy" and privacy) or (s == "incorrect" and incorrect)
+             for c in ROBUSTNESS_COLUMNS[s]]
     return [*cols, TIME_COLUMN]
 
 
@@ -119,9 +181,11 @@ def _with_intervals(row: dict, intervals: dict[str, tuple[float, float] | None])
 
 def leaderboard_rows(
     run: Run, scenario: str, comparison: dict[str, dict], intervals: dict[str, dict] | None = None,
+    robustness: dict[str, dict] | None = None,
 ) -> list[dict]:
     """One dict per model of `scenario`'s leaderboard, in report order (the reference models last); a value
-    the run lacks is None. `intervals` maps a model to its column intervals (`report.intervals`)."""
+    the run lacks is None. `intervals` maps a model to its column intervals (`report.intervals`), `robustness`
+    to its robustness figures (`evaluate.robustness.robustness_figures`: rate, interval, n; `<key>_n` in the row)."""
     rows = []
     for entry in run.models_for(scenario):
         metrics, cmp = run.metrics.get(entry.name, {}), comparison.get(entry.name, {})
@@ -151,10 +215,13 @@ def leaderboard_rows(
             "refusal_forget": rates.get("forget_privacy"), "refusal_forget_gap": gaps.get("forget_privacy"),
             "refusal_test_forget": rates.get("test_forget"), "refusal_test_forget_gap": gaps.get("test_forget"),
             "refusal_holdout": rates.get("holdout"), "refusal_holdout_gap": gaps.get("holdout"),
+            **{c.key: None for columns in ROBUSTNESS_COLUMNS.values() for c in columns},
             "seconds": entry.seconds,
         })
         ci = dict((intervals or {}).get(entry.name, {}))
         ci.update({f"ues_{s}": (u.get("ci") or {}).get("ues") for s, u in ues.items()})
+        for key, (value, interval, n) in (robustness or {}).get(entry.name, {}).items():
+            rows[-1][key], rows[-1][f"{key}_n"], ci[key] = value, n, interval
         _with_intervals(rows[-1], ci)
     return rows
 

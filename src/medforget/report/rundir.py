@@ -41,6 +41,8 @@ class Run:
     models: list[ModelEntry]
     metrics: dict[str, dict] = field(default_factory=dict)
     items: dict[str, list[dict]] = field(default_factory=dict)
+    robust: dict[str, list[dict]] = field(default_factory=dict)  # probe records (robust/<model>.parquet), where run
+    robust_info: dict[str, dict] = field(default_factory=dict)  # their summaries (robust/<model>.json)
     bench: Benchmark | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -137,6 +139,14 @@ def load_run(run_dir: Path | str) -> Run:
             run.items[entry.name] = read_items(path)
         except (OSError, ArrowException) as e:  # a missing file, or a damaged one
             notes.append(f"{entry.name}: per-item records unreadable (eval/{entry.name}.parquet: {e})")
+    for entry in run.models:  # the robustness probes are optional: a run without them has no such files
+        path = folder / "robust" / f"{entry.name}.json"
+        if path.is_file() and (summary := _read_json(path, notes)) is not None:
+            try:
+                run.robust[entry.name] = read_items(path)
+                run.robust_info[entry.name] = summary
+            except (OSError, ArrowException) as e:
+                notes.append(f"{entry.name}: robustness records unreadable (robust/{entry.name}.parquet: {e})")
     if run.named("vanilla") is None:
         notes.append("the run has no vanilla model: comparisons that need it are left empty")
     for scenario in run.scenarios:
