@@ -17,6 +17,8 @@ def test_round_trip_of_the_smoke_benchmark(smoke_bench: Path, tmp_path: Path) ->
     assert validate(tmp_path / "imported") == []
     original, imported = load_benchmark(smoke_bench), load_benchmark(tmp_path / "imported")
     assert meta["forget_patients"] == original.meta["forget_patients"]
+    # the hierarchy comes back with the records: the same siblings (the forgotten patients' hospitals' other patients)
+    assert meta["forget_request"]["sibling_patients"] == original.meta["forget_request"]["sibling_patients"]
     privacy = [r for r in original["forget_privacy"] if r["scenario"] == "privacy"]
     assert sorted(imported["forget_privacy"]["id"]) == sorted(r["id"] for r in privacy)
     by_id = {r["id"]: r for r in imported["forget_privacy"]}

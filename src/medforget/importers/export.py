@@ -17,6 +17,8 @@ MEMBERS, NONMEMBERS, FORGET = "records.jsonl", "nonmembers.jsonl", "forget.txt"
 
 
 def _lines(bench: Benchmark, split: str, images: set[str]) -> str:
+    hierarchy = bench.meta.get("hierarchy") or {}
+    sites, studies = hierarchy.get("institutions", {}), hierarchy.get("studies", {})
     out = []
     for r in bench[split]:
         if r["scenario"] != "privacy" or not r["patient_id"]:
@@ -24,6 +26,11 @@ def _lines(bench: Benchmark, split: str, images: set[str]) -> str:
         images.update(r["scan_ids"])
         record = {"id": r["id"], "patient_id": r["patient_id"], "question": r["question"], "answer": r["answer"],
                   "images": [f"images/{s}.png" for s in r["scan_ids"]], "field": r["field"], "is_private": r["is_private"]}
+        if r["patient_id"] in sites:  # the hierarchy, so the request's siblings (the hospital's other patients) come back
+            record["institution"] = sites[r["patient_id"]]
+        study = next((studies[s] for s in r["scan_ids"] if s in studies), "")
+        if study:
+            record["study_id"] = study
         if r["options"]:
             record["options"] = r["options"]
         out.append(json.dumps(record) + "\n")
