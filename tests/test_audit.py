@@ -211,5 +211,8 @@ def test_run_on_your_data_with_an_oracle(hospital: tuple[Path, Path], tmp_path: 
     assert vanilla["forget quality"] is None and "multiple-choice" in summary["absent"]["vanilla: forget quality"]
     assert (tmp_path / "run" / "audits" / "oracle" / "scores.parquet").is_file() and "PrivLeak" in result.output
     assert "oracle comparison" not in summary["absent"]
+    page = (tmp_path / "run" / "summary" / "report.html").read_text()  # absent as absent, with the reason, never 0
+    assert "<i>absent</i>" in page and "vanilla: forget quality" in page and "multiple-choice" in page
+    assert page.count('href="../audits/') == 2 and "PrivLeak" in page
     refused = CliRunner().invoke(app, ["run", "--preset", "smoke", "--out", str(tmp_path / "x"), "--oracle", str(model)])
     assert refused.exit_code == 2 and "--oracle goes with --data" in refused.output

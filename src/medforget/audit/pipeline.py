@@ -3,7 +3,8 @@
 The stages go through the synthetic run's `Runner`, so a run is cached and resumed the same way: a stage
 whose inputs (the data's content hash, the model, the method's settings and defaults) are unchanged is
 skipped, an interrupted one resumes, and `--force unlearn|eval|report` redoes a stage group and what
-follows it (the audits are this run's evaluation stages)."""
+follows it (the audits are this run's evaluation stages). The report stage writes summary/summary.json,
+summary.md and report.html (audit/report.py)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def summarise(run_dir: Path, names: list[str], oracle: bool = False) -> dict:
         audit = json.loads((run_dir / "audits" / name / JSON_FILE).read_text())
         row = {"model": name, "auroc": audit["criterion"]["auroc"]}
         row.update({label: audit["groups"][group][key] for label, group, key in SUMMARY_KEYS})
+        reasons = {label: audit["absent"].get(f"{group}.{key}", "no item to compute it on") for label, group, key in SUMMARY_KEYS}
+        reasons["auroc"] = audit["absent"].get("membership", "no membership score")
+        absent.update({f"{name}: {k}": why for k, why in reasons.items() if row[k] is None})
         if reference is not None:
             figures, missing = against_oracle(run_dir, name, audit, reference)
             row.update(figures)
@@ -101,9 +105,14 @@ def figure(column: str, value) -> str:
     return str(value)
 
 
-def _summary_job(fresh: bool, run_dir: Path, names: list[str], oracle: bool = False, report=None) -> dict:
-    summary = summarise(run_dir, names, oracle)
-    columns = ["model", *(label for label, _, _ in SUMMARY_KEYS), "auroc", *(ORACLE_KEYS if oracle else ())]
+def _summary_job(fresh: bool, run_dir: Path, names: list[str], model: str, data: Path, oracle: str | None = None,
+                 report=None) -> dict:
+    from medforget.audit.report import REPORT_FILE, render_report
+
+    summary = summarise(run_dir, names, oracle is not None)
+    columns = ["model", *(label for label, _, _ in SUMMARY_KEYS), "auroc", *(ORACLE_KEYS if oracle is not None else ())]
+    request = json.loads((run_dir / "audits" / names[0] / JSON_FILE).read_text())["request"]
+    page = render_report(summary, columns, str(data), str(model), request, oracle, figure)
     table = "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
                       + ["| " + " | ".join(figure(c, r[c]) for c in columns) + " |" for r in summary["rows"]])
 
@@ -112,6 +121,7 @@ def _summary_job(fresh: bool, run_dir: Path, names: list[str], oracle: bool = Fa
         notes = "".join(f"- {k}: {why}\n" for k, why in summary["absent"].items())
         (tmp / SUMMARY_MD).write_text(f"# Audit before and after unlearning\n\nAUROC: forgotten vs non-members (target 0.5).\n\n"
                                       f"{table}\n" + (f"\nAbsent figures:\n\n{notes}" if notes else ""))
+        (tmp / REPORT_FILE).write_text(page)
 
     write_atomically(run_dir / "summary", fill, overwrite=True)
     return {"models": len(names)}
@@ -147,6 +157,6 @@ def run_on_data(data: Path, model: str, methods: list[str], run_dir: Path, *, se
                    partial(_audit_job, model=str(oracle), data=data, out=run_dir / "audits" / ORACLE))
     needed = [*audits, *([f"eval:{ORACLE}"] if oracle is not None else [])]
     runner.add("report", {"audits": {a: runner.keys[a] for a in needed}}, [run_dir / "summary"],
-               partial(_summary_job, run_dir=run_dir, names=names, oracle=oracle is not None), after=needed, heavy=False)
+               partial(_summary_job, run_dir=run_dir, names=names, model=str(model), data=data, oracle=oracle), after=needed, heavy=False)
     runner.execute(workers, train_report)
     return runner

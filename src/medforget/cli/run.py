@@ -89,7 +89,7 @@ def _run_on_data(data: Path, model: str, methods: list[str], out: Path, override
     for key, why in summary.get("absent", {}).items():
         console.print(f"absent: {key}: {why}")
     console.print(f"{len(runner.ran)} stage(s) run, {len(runner.skipped)} up to date, {time.perf_counter() - began:.0f} s; "
-                  f"audits: {out / 'audits'}; summary: {out / 'summary' / SUMMARY_MD}")
+                  f"audits: {out / 'audits'}; summary: {out / 'summary' / SUMMARY_MD}; report: {out / 'summary' / 'report.html'}")
 
 
 SUMMARY_COLUMNS = ("model", "forget", "test_forget", "leak", "mia_auroc", "corrupted", "true", "test_corrupted", "neighbour",
