@@ -75,3 +75,16 @@ def test_refuses_an_output_inside_the_run_and_an_unfinished_run(script, run: Pat
         script.round_trip(run, run / "round-trip", log=lambda line: None)
     with pytest.raises(MedforgetError, match="no results.json"):
         script.round_trip(tmp_path, tmp_path / "out", log=lambda line: None)
+
+
+def test_the_runs_report_names_the_request_and_its_siblings_figures(run: Path) -> None:
+    """results.json carries the forget request (its level) and the collateral figure on its siblings per model."""
+    results = json.loads((run / "results.json").read_text())
+    request = results["forget_request"]
+    assert request["level"] == "patient" and request["sibling_patients"]
+    board = results["leaderboards"]["privacy"]
+    assert {"sibling", "sibling_leak"} <= {c["key"] for c in board["columns"]}
+    vanilla = next(r for r in board["rows"] if r["kind"] == "vanilla")
+    siblings = json.loads((run / "eval" / "vanilla.json").read_text())["siblings"]
+    assert vanilla["sibling"] == siblings["mcq_acc"] is not None and vanilla["sibling_leak"] == siblings.get("leak_exact")
+    assert "sibling_ci_low" in vanilla and "forget request" in (run / "report.html").read_text()
