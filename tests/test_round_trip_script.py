@@ -62,6 +62,11 @@ def test_the_audit_finds_what_the_evaluation_found_on_the_same_items(script, run
     assert result["vanilla"]["forget"]["audit"]["patients"] == len(forget_patients) > 1
     unlearned = result["unlearned"]
     assert result["method"] == "grad_diff" and unlearned["auroc"]["value"] == unlearned["auroc"]["reported"]
+    # The same unlearning on the re-imported splits (the benchmark's retain and forget_privacy, row for row and
+    # in order) gives the run's own unlearned model: the same membership AUROC on the evaluation's items.
+    bench = json.loads((run / "bench" / "benchmark.json").read_text())["counts"]
+    assert result["unlearn"]["retain_rows"] == bench["retain"] and result["unlearn"]["forget_rows"] == bench["forget_privacy"]
+    assert unlearned["audit_same_items"]["auroc"]["value"] == pytest.approx(unlearned["evaluation"]["auroc"]["value"], abs=1e-3)
     assert unlearned["criterion_met"] == (abs(unlearned["auroc"]["value"] - 0.5) <= 0.1)
     for name in ("audit-vanilla/audit.json", "audit-grad_diff/audit.html", "models/grad_diff/unlearning.json", "round_trip.json"):
         assert (tmp_path / "rt" / name).is_file()
