@@ -126,6 +126,62 @@ def test_audit_of_a_lora_adapter_folder(hospital: tuple[Path, Path], tmp_path: P
     assert refused.exit_code == 2 and "safetensors only" in refused.output
 
 
+def test_unlearn_and_evaluate_a_lora_adapter_folder(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    """unlearn and evaluate take an adapter folder as audit does: its base, then the adapter (merged)."""
+    from peft import LoraConfig, get_peft_model
+
+    from medforget.models.loading import load_model
+
+    data, model = hospital
+    base, _ = load_model(model)
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "adapter")
+    runner = CliRunner()
+    result = runner.invoke(app, ["unlearn", "--model", str(tmp_path / "adapter"), "--bench", str(data), "--method", "ga",
+                                 "--scenario", "privacy", "--out", str(tmp_path / "unlearned"), "--set", "max_steps=1",
+                                 "--set", "batch_size=4"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    record = json.loads((tmp_path / "unlearned" / "unlearning.json").read_text())
+    assert record["model"] == str((tmp_path / "adapter").resolve()) and record["steps"] == 1
+    assert (tmp_path / "unlearned" / "config.json").is_file()  # a whole model: the adapter merged into its base
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "adapter"), "--bench", str(data),
+                                 "--out", str(tmp_path / "eval.json"), "--max-new-tokens", "2", "--splits", "forget_privacy"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((tmp_path / "eval.json").read_text())["splits"]["forget_privacy"]["n"] == len(load_benchmark(data)["forget_privacy"])
+
+
+def test_evaluate_against_an_oracle(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    """--oracle adds the synthetic run's comparison; a model against itself is indistinguishable from its oracle,
+    and a figure without its inputs (no multiple-choice items here) is absent with the reason."""
+    data, model = hospital
+    args = ["evaluate", "--model", str(model), "--bench", str(data), "--max-new-tokens", "2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "with.json"), "--oracle", str(model)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    cmp = json.loads((tmp_path / "with.json").read_text())["oracle"]
+    assert cmp["oracle"] == str(model) and cmp["scenario"] == "privacy"
+    assert cmp["privleak"] and all(abs(v) < 1e-9 for v in cmp["privleak"].values())
+    assert all(abs(v) < 1e-9 for v in cmp["refusal"]["oracle_gap"].values())
+    assert cmp["forget_quality"] == {"forget_privacy": None} and any("truth ratios" in n for n in cmp["notes"])
+    assert "against the oracle" in result.output and "PrivLeak" in result.output
+    plain = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "without.json")])
+    assert plain.exit_code == 0 and "oracle" not in json.loads((tmp_path / "without.json").read_text())
+
+
+def test_a_hub_id_that_cannot_be_resolved_is_one_line(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    """A hub id goes through transformers' from_pretrained; offline (or unknown) it fails in one line, before any output."""
+    data, _ = hospital
+    missing = "nobody-here/no-such-vlm"
+    commands = {
+        "unlearn": ["unlearn", "--model", missing, "--bench", str(data), "--method", "ga", "--scenario", "privacy", "--out", str(tmp_path / "u")],
+        "evaluate": ["evaluate", "--model", missing, "--bench", str(data), "--out", str(tmp_path / "e.json")],
+        "audit": ["audit", "--model", missing, "--data", str(data), "--out", str(tmp_path / "a")],
+    }
+    for name, args in commands.items():
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (name, result.output, result.exception)
+        assert f"'{missing}'" in result.output and "Hugging Face model id" in result.output, (name, result.output)
+        assert "Traceback" not in result.output and not list(tmp_path.iterdir()), name
+
+
 def test_run_on_your_data_audits_unlearns_audits_and_resumes(hospital: tuple[Path, Path], tmp_path: Path) -> None:
     data, model = hospital
     args = ["run", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "run"), "--methods", "ga",
@@ -134,7 +190,29 @@ def test_run_on_your_data_audits_unlearns_audits_and_resumes(hospital: tuple[Pat
     assert first.exit_code == 0, first.output + repr(first.exception)
     summary = json.loads((tmp_path / "run" / "summary" / "summary.json").read_text())
     assert [r["model"] for r in summary["rows"]] == ["vanilla", "ga"] and "4 stage(s) run" in first.output
+    assert "--oracle" in summary["absent"]["oracle comparison"] and "PrivLeak" not in summary["rows"][0]
     assert (tmp_path / "run" / "audits" / "ga" / "audit.html").is_file()
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "0 stage(s) run, 4 up to date" in again.output
     assert CliRunner().invoke(app, ["run", "--data", str(data), "--out", str(tmp_path / "x")]).exit_code == 2  # --model needed
+
+
+def test_run_on_your_data_with_an_oracle(hospital: tuple[Path, Path], tmp_path: Path) -> None:
+    """--oracle adds the comparison columns; the vanilla model against itself as oracle differs by nothing, and
+    forget quality is absent with its reason (no multiple-choice item in DICOM imports), never 0."""
+    data, model = hospital
+    args = ["run", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "run"), "--methods", "ga",
+            "--set", "max_steps=1", "--set", "batch_size=4", "--workers", "1", "--oracle", str(model)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    summary = json.loads((tmp_path / "run" / "summary" / "summary.json").read_text())
+    vanilla = summary["rows"][0]
+    assert vanilla["model"] == "vanilla" and vanilla["PrivLeak"] == 0 and vanilla["leak gap"] == 0 and vanilla["refusal gap"] == 0
+    assert vanilla["forget quality"] is None and "multiple-choice" in summary["absent"]["vanilla: forget quality"]
+    assert (tmp_path / "run" / "audits" / "oracle" / "scores.parquet").is_file() and "PrivLeak" in result.output
+    assert "oracle comparison" not in summary["absent"]
+    page = (tmp_path / "run" / "summary" / "report.html").read_text()  # absent as absent, with the reason, never 0
+    assert "<i>absent</i>" in page and "vanilla: forget quality" in page and "multiple-choice" in page
+    assert page.count('href="../audits/') == 2 and "PrivLeak" in page
+    refused = CliRunner().invoke(app, ["run", "--preset", "smoke", "--out", str(tmp_path / "x"), "--oracle", str(model)])
+    assert refused.exit_code == 2 and "--oracle goes with --data" in refused.output

@@ -66,9 +66,27 @@ def test_clear_forget_split_reads_its_retain_split(tmp_path: Path) -> None:
     assert validate(tmp_path / "out") == []
     bench = load_benchmark(tmp_path / "out")
     assert meta["forget_patients"] == ["Ava Lind"] and set(bench["retain"]["patient_id"]) == {"Bo Chen", "Cy Ode"}
-    assert sorted(bench["forget_privacy"]["task"]) == ["mcq", "open", "open"]
+    # who, caption, the row's MCQ, and the name among perturbed_names ["-"]; the caption choice needs a perturbed
+    # caption other than the paraphrase, and both are "-"
+    assert sorted(bench["forget_privacy"]["task"]) == ["mcq", "mcq", "open", "open"]
     with pytest.raises(MedforgetError, match="retain split retain95"):
         import_dataset("clear", write(tmp_path / "forget05.parquet", clear_rows(["Ava Lind"])), tmp_path / "o2")
+
+
+def test_clear_perturbed_and_paraphrased_columns_become_multiple_choice(tmp_path: Path) -> None:
+    rows = clear_rows(["Ava Lind"])
+    rows[0].update(paraphrased_caption="At a cafe, Ava Lind is smiling.", perturbed_names=["Bo Chen", "Cy Ode", "Di Fay", "Ed Gum"],
+                   perturbed_captions=json.dumps(["Ava Lind frowns in a park.", "Ava Lind sleeps on a train."]))
+    src = write(tmp_path / "forget10.parquet", rows)
+    write(tmp_path / "retain90.parquet", clear_rows(["Bo Chen"]))  # "-" placeholders: the answer's only rival is "-"
+    import_dataset("clear", src, tmp_path / "out")
+    forget = load_benchmark(tmp_path / "out")["forget_privacy"].to_list()
+    who = next(r for r in forget if r["task"] == "mcq" and r["field"] == "full_name")
+    assert who["answer"] == "Ava Lind" and len(who["options"]) == 4 and set(who["options"]) <= {"Ava Lind", "Bo Chen", "Cy Ode", "Di Fay"}
+    assert who["options"][who["correct_index"]] == "Ava Lind"
+    caption = next(r for r in forget if r["task"] == "mcq" and r["field"] == "caption")
+    assert caption["answer"] == "At a cafe, Ava Lind is smiling." and len(caption["options"]) == 3
+    assert sorted(r["task"] for r in forget) == ["mcq", "mcq", "mcq", "open", "open"]
 
 
 def medforget_rows() -> list[dict]:

@@ -115,3 +115,20 @@ def test_cli_import_prints_splits_and_errors_in_one_line(src: Path, tmp_path: Pa
     assert runner.invoke(app, ["validate", str(tmp_path / "out")]).exit_code == 0
     bad = runner.invoke(app, ["import", "records", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_a_record_without_patient_is_a_general_item_that_stays(tmp_path: Path) -> None:
+    """General items (knowledge, image reading) are trained on and kept; they may show a patient's image."""
+    general = [{"question": "Which organ does this scan show?", "answer": "liver", "images": ["a1.png"], "is_private": True},
+               {"question": "The largest gland is the ___.", "answer": "liver"}]
+    src = write_records(tmp_path / "src", [*general, *RECORDS])
+    (tmp_path / "forget.txt").write_text("A\n")
+    import_dataset("records", src, tmp_path / "out", forget=tmp_path / "forget.txt")
+    assert validate(tmp_path / "out") == []
+    bench = load_benchmark(tmp_path / "out")
+    items = [r for r in bench["retain"] if not r["patient_id"]]
+    assert [r["question"] for r in items] == [g["question"] for g in general]
+    assert all(r["scenario"] == "general" and not r["is_private"] for r in items) and items[1]["task"] == "cloze"
+    assert set(bench["forget_privacy"]["patient_id"]) == {"A"} and len(bench["forget_privacy"]) == 2
+    owner = {s["scan_id"]: s["patient_id"] for s in bench["scans"]}
+    assert owner[items[0]["scan_ids"][0]] == "A"  # the image is A's (their record shows it too)

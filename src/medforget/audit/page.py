@@ -10,6 +10,14 @@ from jinja2 import Environment, select_autoescape
 from medforget.world.storage import write_atomically
 
 JSON_FILE, HTML_FILE = "audit.json", "audit.html"
+SCORES_FILE = "scores.parquet"  # per item: numbers only (no question, reply or value), for comparing with an oracle
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("group", pa.string()), ("task", pa.string()), ("is_private", pa.bool_()),
+                      ("truth_ratio", pa.float64()), ("mia_min_k_pp", pa.float64())])
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>medforget audit</title>
@@ -41,13 +49,19 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th
 """
 
 
-def write_audit(audit: dict, out: Path, overwrite: bool = False) -> tuple[Path, Path]:
-    """Both files into `out`, written to a temporary folder and moved into place."""
+def write_audit(audit: dict, out: Path, overwrite: bool = False, scores: list[dict] | None = None) -> tuple[Path, Path]:
+    """Both files into `out` (and SCORES_FILE, the per-item numbers, when given), written to a temporary
+    folder and moved into place."""
     page = Environment(autoescape=select_autoescape(default=True)).from_string(TEMPLATE).render(a=audit)
 
     def fill(tmp: Path) -> None:
         (tmp / JSON_FILE).write_text(json.dumps(audit, indent=2) + "\n")
         (tmp / HTML_FILE).write_text(page)
+        if scores is not None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(scores, schema=_schema()), tmp / SCORES_FILE)
 
     write_atomically(Path(out), fill, overwrite)
     return Path(out) / JSON_FILE, Path(out) / HTML_FILE

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +115,23 @@ def patient_risk(records: list[dict], nonmember_scores: list[float], clean: Call
     return ranked
 
 
-def run_audit(model: str, data: Path, forget: Path | None = None, *, reveal: bool = False, batch_size: int = 32,
-              max_new_tokens: int = 24, min_k: float = 0.2, progress: Progress | None = None) -> dict:
-    """The audit of `model` on the dataset folder `data` (JSON-ready; values redacted unless `reveal`)."""
+@dataclass
+class Scored:
+    """Every audited item's record, per group, before the figures: what `run_audit` summarises, kept apart
+    so a check can compare the audit item by item with another evaluation of the same model."""
+
+    model: str
+    data: Path
+    bench: Benchmark
+    request: dict
+    asked: list[dict]
+    records: dict[str, list[dict]]
+    began: float
+
+
+def score_groups(model: str, data: Path, forget: Path | None = None, *, batch_size: int = 32, max_new_tokens: int = 24,
+                 min_k: float = 0.2, progress: Progress | None = None) -> Scored:
+    """The model's replies and membership scores on each group's items (and their text-only twins)."""
     began = time.perf_counter()
     bench = load_benchmark(data)
     asked, near, request = requested_rows(bench, forget)
@@ -137,9 +152,14 @@ def run_audit(model: str, data: Path, forget: Path | None = None, *, reveal: boo
 
         records[group] = evaluate_rows(net, processor, rows, images, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                        min_k=min_k, membership=group != "siblings", progress=tick)
+    return Scored(str(model), Path(data), bench, request, asked, records, began)
+
+
+def summarise(scored: Scored, reveal: bool = False) -> dict:
+    """The audit's figures from its records (JSON-ready; values redacted unless `reveal`)."""
+    records, asked = scored.records, scored.asked
     figures = {group: group_figures(recs) for group, recs in records.items()}
-    scored = [r for g in ("forget", "nonmembers") for r in records[g] if not r["id"].endswith(NO_IMAGE)]
-    mia = membership(scored)
+    mia = membership(audited(records))
     values = {}
     for r in asked:
         if r["is_private"]:
@@ -148,15 +168,34 @@ def run_audit(model: str, data: Path, forget: Path | None = None, *, reveal: boo
     nonmember_scores = [r[ATTACK] for r in records["nonmembers"] if r[ATTACK] is not None and r["is_private"]
                         and not r["id"].endswith(NO_IMAGE)]
     return {
-        "model": str(model), "data": str(data), "data_hash": bench.meta["content_hash"], "reveal": reveal,
-        "request": {k: v for k, v in request.items() if k != "row_ids"},
+        "model": scored.model, "data": str(scored.data), "data_hash": scored.bench.meta["content_hash"], "reveal": reveal,
+        "request": {k: v for k, v in scored.request.items() if k != "row_ids"},
         "groups": figures, "membership": mia,
         "criterion": {"target_auroc": 0.5, "auroc": (mia.get("min_k_pp") or {}).get("auroc"),
                       "leak_gap": _gap(figures, "leak_exact"), "refusal_gap": _gap(figures, "refusal_rate")},
-        "absent": absent_reasons(figures, len(others)),
+        "absent": absent_reasons(figures, len(records["nonmembers"])),
         "patients": patient_risk(records["forget"], nonmember_scores, clean, reveal),
-        "seconds": round(time.perf_counter() - began, 2),
+        "seconds": round(time.perf_counter() - scored.began, 2),
     }
+
+
+def item_scores(scored: Scored) -> list[dict]:
+    """Each audited item's numbers (truth ratio, membership score) without its text, for an oracle comparison."""
+    return [{"id": r["id"], "group": group, "task": r["task"], "is_private": r["is_private"], "truth_ratio": r["truth_ratio"],
+             "mia_min_k_pp": r["mia_min_k_pp"]} for group, recs in scored.records.items() for r in recs]
+
+
+def audited(records: dict[str, list[dict]]) -> list[dict]:
+    """The forget and non-member records the membership attacks compare (as asked, without the twins)."""
+    return [r for g in ("forget", "nonmembers") for r in records[g] if not r["id"].endswith(NO_IMAGE)]
+
+
+def run_audit(model: str, data: Path, forget: Path | None = None, *, reveal: bool = False, batch_size: int = 32,
+              max_new_tokens: int = 24, min_k: float = 0.2, progress: Progress | None = None) -> dict:
+    """The audit of `model` on the dataset folder `data` (JSON-ready; values redacted unless `reveal`)."""
+    scored = score_groups(model, data, forget, batch_size=batch_size, max_new_tokens=max_new_tokens, min_k=min_k,
+                          progress=progress)
+    return summarise(scored, reveal)
 
 
 def _gap(figures: dict, key: str) -> float | None:

@@ -20,17 +20,23 @@ def evaluate(
     batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
     max_new_tokens: int = typer.Option(24, help="Longest generated answer."),
     min_k: float = typer.Option(0.2, "--min-k", help="k of the Min-K% and Min-K%++ attacks."),
+    oracle: Optional[str] = typer.Option(None, "--oracle", help="A model retrained without the forget set (folder, adapter folder or hub id): adds forget quality, PrivLeak and refusal gaps against it."),
 ) -> None:
     """Score a model on the benchmark: accuracy, leak rates, refusals, general capability, membership attacks."""
-    from medforget.evaluate.run import DEFAULT_SPLITS, evaluate_model, write_results
+    from medforget.evaluate.run import DEFAULT_SPLITS, evaluate_model, known_values, oracle_comparison, write_results
+    from medforget.world.storage import load_benchmark
 
     quiet_transformers()
     with user_errors():
         if not 0 < min_k <= 1:
             raise MedforgetError("--min-k must be in (0, 1]")
+        options = {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "min_k": min_k}
         with progress_bar() as bar:
-            metrics, records = evaluate_model(model, bench, splits or DEFAULT_SPLITS, batch_size=batch_size,
-                                              max_new_tokens=max_new_tokens, min_k=min_k, progress=task_progress(bar, "evaluating"))
+            metrics, records = evaluate_model(model, bench, splits or DEFAULT_SPLITS, progress=task_progress(bar, "evaluating"), **options)
+            if oracle is not None:
+                theirs, their_records = evaluate_model(oracle, bench, splits or DEFAULT_SPLITS,
+                                                       progress=task_progress(bar, "evaluating the oracle on"), **options)
+                metrics["oracle"] = oracle_comparison(metrics, records, theirs, their_records, known_values(load_benchmark(bench)))
         json_path, items_path = write_results(metrics, records, out)
     table = Table(title=f"{model} ({metrics['seconds']:.0f} s)")
     for col in ("split", "items", "MCQ acc", "chance", "leak (exact)", "refusal"):
@@ -39,9 +45,22 @@ def evaluate(
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(split, str(m["n"]), fmt(m.get("mcq_acc")), fmt(m.get("mcq_chance")), fmt(m.get("leak_exact")), fmt(m.get("refusal_rate")))
     console.print(table)
+    if oracle is not None:
+        _print_oracle(metrics["oracle"])
     if metrics["skipped"]:
         console.print(f"skipped (not in {bench}): {', '.join(metrics['skipped'])}")
     console.print(f"metrics: {json_path}; per-item outputs: {items_path}")
+
+
+def _print_oracle(cmp: dict) -> None:
+    fmt = lambda v: "absent" if v is None else f"{v:.3g}"  # noqa: E731
+    quality = ", ".join(f"{split} {fmt(v)}" for split, v in cmp["forget_quality"].items())
+    leak = ", ".join(f"{attack} {fmt(v)}" for attack, v in cmp["privleak"].items()) or "absent"
+    gaps = ", ".join(f"{split} {v:+.3f}" for split, v in cmp["refusal"].get("oracle_gap", {}).items()) or "absent"
+    console.print(f"against the oracle {cmp['oracle']}: forget quality (KS p-value; near 1 looks like the oracle) {quality}; "
+                  f"PrivLeak {leak}; refusal gap {gaps}")
+    for note in cmp["notes"]:
+        console.print(f"  {note}")
 
 
 def audit(

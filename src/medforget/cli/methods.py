@@ -18,7 +18,7 @@ class Scenario(str, Enum):
 
 
 def unlearn_command(
-    model: Path = typer.Option(..., "--model", help="Model folder: fine-tuned by `medforget finetune`, or any other (training options then from --set or the method's defaults)."),
+    model: str = typer.Option(..., "--model", help="Model: a folder fine-tuned by `medforget finetune`, any other model folder, a LoRA adapter folder or a hub id (training options then from --set or the method's defaults)."),
     bench: Path = typer.Option(..., "--bench", help="Dataset folder the model was trained on (generated or imported)."),
     method: str = typer.Option(..., "--method", help="Unlearning method (list them with `medforget methods`)."),
     scenario: Scenario = typer.Option(..., "--scenario", help="What to forget: privacy, incorrect or both forget splits."),

@@ -27,6 +27,7 @@ def run(
     robustness: Optional[bool] = typer.Option(None, "--robustness/--no-robustness", help="Probe each oracle and unlearned model by relearning, quantisation, perturbed scans and paraphrases (default: on, off for smoke)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Your dataset folder (from `medforget import`): audit --model, unlearn it with each method, audit again."),
     overrides: list[str] = typer.Option([], "--set", help="With --data: key=value for every method (as `unlearn --set`)."),
+    oracle: Optional[str] = typer.Option(None, "--oracle", help="With --data: your model retrained without the forget request; adds forget quality, PrivLeak and the leak and refusal gaps against it."),
 ) -> None:
     """Run the whole benchmark: generate, build and pretrain the base model, fine-tune the vanilla model,
     train the retrain oracle, unlearn with every method, evaluate every model, and write the report.
@@ -38,8 +39,11 @@ def run(
         with user_errors():
             if model is None:
                 raise MedforgetError("--data needs --model: the checkpoint to audit and unlearn")
-            _run_on_data(data, model, methods or default_methods(), out, overrides, force, workers or 1)
+            _run_on_data(data, model, methods or default_methods(), out, overrides, force, workers or 1, oracle)
         return
+    if oracle is not None:
+        with user_errors():
+            raise MedforgetError("--oracle goes with --data: the synthetic run trains its own oracle")
     with user_errors():
         settings = {"preset": preset, "scenarios": scenarios or None, "model": model, "seed": seed, "methods": methods or None,
                     "workers": workers, "robustness": robustness}
@@ -68,21 +72,25 @@ def run(
                   f"report: {out / 'report.html'}")
 
 
-def _run_on_data(data: Path, model: str, methods: list[str], out: Path, overrides: list[str], force: list[str], workers: int) -> None:
-    from medforget.audit.pipeline import SUMMARY_JSON, SUMMARY_MD, run_on_data
+def _run_on_data(data: Path, model: str, methods: list[str], out: Path, overrides: list[str], force: list[str], workers: int,
+                 oracle: str | None) -> None:
+    from medforget.audit.pipeline import SUMMARY_JSON, SUMMARY_MD, figure, run_on_data
 
     began = time.perf_counter()
-    runner = run_on_data(data, model, methods, out, settings=overrides, force=force, workers=workers, log=lambda line: err.print(line))
+    runner = run_on_data(data, model, methods, out, settings=overrides, force=force, workers=workers, oracle=oracle,
+                         log=lambda line: err.print(line))
     summary = json.loads((out / "summary" / SUMMARY_JSON).read_text())
     table = Table(title=f"audit before and after unlearning ({out})")
     columns = list(summary["rows"][0])
     for c in columns:
         table.add_column(c, justify="left" if c == "model" else "right")
     for row in summary["rows"]:
-        table.add_row(*("-" if row[c] is None else f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+        table.add_row(*(figure(c, row[c]) for c in columns))
     console.print(table)
+    for key, why in summary.get("absent", {}).items():
+        console.print(f"absent: {key}: {why}")
     console.print(f"{len(runner.ran)} stage(s) run, {len(runner.skipped)} up to date, {time.perf_counter() - began:.0f} s; "
-                  f"audits: {out / 'audits'}; summary: {out / 'summary' / SUMMARY_MD}")
+                  f"audits: {out / 'audits'}; summary: {out / 'summary' / SUMMARY_MD}; report: {out / 'summary' / 'report.html'}")
 
 
 SUMMARY_COLUMNS = ("model", "forget", "test_forget", "leak", "mia_auroc", "corrupted", "true", "test_corrupted", "neighbour",

@@ -98,6 +98,23 @@ def evaluate_model(
     return metrics, [r for split in splits for r in records[split]]
 
 
+def oracle_comparison(metrics: dict, records: list[dict], oracle_metrics: dict, oracle_records: list[dict],
+                      known: dict[str, set[str]]) -> dict:
+    """The model against a retrained oracle evaluated on the same items, as the synthetic run compares them:
+    forget quality (KS test of MCQ truth ratios) on each forget split, PrivLeak per attack, refusal rates
+    and their gaps to the oracle. What cannot be computed is None, and `notes` says why."""
+    from medforget.evaluate.compare import compare
+
+    splits = {r["split"] for r in records}
+    scenario = ("both" if {"forget_privacy", "forget_incorrect"} <= splits else
+                "incorrect" if "forget_incorrect" in splits and "forget_privacy" not in splits else "privacy")
+    result = compare({"model": metrics, "oracle": oracle_metrics}, {"model": records, "oracle": oracle_records},
+                     scenario=scenario, base=None, known=known)["model"]
+    notes = [n for n in result["notes"] if "vanilla" not in n]  # UES needs a vanilla model: not part of this comparison
+    return {"oracle": oracle_metrics["model"], "scenario": scenario, "forget_quality": result["forget_quality"],
+            "privleak": result["privleak"], "refusal": result["refusal"], "notes": notes}
+
+
 def sample_rows(rows: list[dict], limit: int | None, keep: Callable[[dict], bool] = lambda row: False) -> list[dict]:
     """`limit` rows spread over the whole split, the same ones for every model: the rows whose id hashes lowest,
     in split order, plus every row that `keep` accepts. (A split lists one patient's rows after another and

@@ -1,8 +1,10 @@
 """`records`: image-question-answer records in JSONL or CSV, one per line (docs/import.md).
 
-Columns: `patient_id`, `question`, `answer` (required); `images` (paths relative to the file, a list in
-JSONL, `;`-separated in CSV; `image` is read as one path), `id`, `field`, `is_private` (default true),
-`options` (a list in JSONL, `|`-separated in CSV), `institution`, `study_id`, `modality`."""
+Columns: `question`, `answer` (required); `patient_id` (required for a record about a person; a row
+without one is a general item: trained on and kept, never forgotten, not private); `images` (paths
+relative to the file, a list in JSONL, `;`-separated in CSV; `image` is read as one path), `id`,
+`field`, `is_private` (default true for a person's record), `options` (a list in JSONL, `|`-separated in
+CSV), `institution`, `study_id`, `modality`."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from pathlib import Path
 from medforget.errors import MedforgetError
 from medforget.importers.dataset import Imported, Record, Scan, png_from_bytes
 
-REQUIRED = ("patient_id", "question", "answer")
-KNOWN = (*REQUIRED, "images", "image", "id", "field", "is_private", "options", "institution", "study_id", "modality")
+REQUIRED = ("question", "answer")
+KNOWN = ("patient_id", *REQUIRED, "images", "image", "id", "field", "is_private", "options", "institution", "study_id", "modality")
 TRUE, FALSE = {"true", "1", "yes", "y"}, {"false", "0", "no", "n", ""}
 
 
@@ -82,27 +84,30 @@ class RecordReader:
         unknown = sorted(set(obj) - set(KNOWN))
         if unknown:
             raise MedforgetError(f"{where}: unknown column {unknown[0]!r} (known: {', '.join(KNOWN)})")
-        patient = str(obj["patient_id"]).strip()
+        patient = str(obj.get("patient_id") or "").strip()
         if obj.get("institution"):
             self.institutions[patient] = str(obj["institution"])
         paths = _list(obj.get("images"), ";", where, "images") + _list(obj.get("image"), ";", where, "image")
         scan_ids = [self._scan(base / p, patient, obj, where) for p in paths]
         return Record(
             patient_id=patient, question=str(obj["question"]), answer=str(obj["answer"]), scan_ids=scan_ids,
-            field=str(obj.get("field") or ""), is_private=_flag(obj.get("is_private"), where),
+            field=str(obj.get("field") or ""), is_private=bool(patient) and _flag(obj.get("is_private"), where),
             options=_list(obj.get("options"), "|", where, "options"), record_id=str(obj.get("id") or ""), where=where,
         )
 
     def _scan(self, path: Path, patient: str, obj: dict, where: str) -> str:
         path = path.resolve()
-        if path in self.by_path:
+        if path in self.by_path:  # a general item may show anyone's image; a patient's record only their own
             sid = self.by_path[path]
-            if self.scans[sid].patient_id != patient:
+            owner = self.scans[sid].patient_id
+            if patient and not owner:
+                self.scans[sid].patient_id = patient
+            elif patient and owner != patient:
                 raise MedforgetError(f"{where}: image {path.name} belongs to another patient's records")
             return sid
         if not path.is_file():
             raise MedforgetError(f"{where}: image {path} not found")
-        sid = f"{patient}-S{sum(s.patient_id == patient for s in self.scans.values()) + 1:03d}"
+        sid = f"{patient or 'item'}-S{sum(s.scan_id.startswith((patient or 'item') + '-S') for s in self.scans.values()) + 1:03d}"
         self.scans[sid] = Scan(sid, patient, png_from_bytes(path.read_bytes(), f"{where}: image {path}"),
                                study_id=str(obj.get("study_id") or ""), modality=str(obj.get("modality") or ""))
         self.by_path[path] = sid

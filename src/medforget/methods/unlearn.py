@@ -17,7 +17,7 @@ from pathlib import Path
 from medforget.errors import MedforgetError, read_json
 from medforget.methods.base import Job
 from medforget.methods.registry import apply_training, get_method, parse_overrides
-from medforget.models.loading import check_model_folder
+from medforget.models.loading import HUB_ID, check_model_folder, check_model_source
 from medforget.train.loop import CHECKPOINT_DIR, RECORD_FILE, Reporter, is_main_process
 from medforget.world.storage import Benchmark, load_benchmark
 
@@ -33,12 +33,13 @@ def unlearn(
     """Unlearn `scenario`'s forget set from the fine-tuned model in `model_dir` with `method`; return the
     record written to `out_dir/unlearning.json`."""
     began = time.perf_counter()
+    source = str(model_dir)
     model_dir, bench_dir, out = Path(model_dir), Path(bench_dir), Path(out_dir)
     impl = get_method(method)
     if scenario not in FORGET_SPLITS:
         raise MedforgetError(f"unknown scenario {scenario!r}; choose one of: {', '.join(FORGET_SPLITS)}")
     params, training = parse_overrides(impl, list(overrides))
-    vanilla = finetune_record(model_dir)
+    vanilla = finetune_record(source)
     bench = load_benchmark(bench_dir)
     if vanilla.get("benchmark_hash") not in (None, bench.meta["content_hash"]):
         raise MedforgetError(f"{model_dir} was fine-tuned on another benchmark ({vanilla.get('benchmark')}), not on {bench_dir}")
@@ -52,11 +53,11 @@ def unlearn(
     impl.check(job)
     plan = json.loads(json.dumps({
         "method": method, "scenario": scenario, "hyperparameters": asdict(params), "train_config": cfg.to_dict(),
-        "model": str(model_dir.resolve()), "benchmark_hash": bench.meta["content_hash"],
+        "model": str(model_dir.resolve()) if model_dir.exists() else source, "benchmark_hash": bench.meta["content_hash"],
     }, default=str))
     main = is_main_process()  # under `accelerate launch` only rank 0 touches the output folder's files
     if main:
-        _claim(out, plan, overwrite, inputs=(model_dir, bench_dir))
+        _claim(out, plan, overwrite, inputs=(model_dir, bench_dir) if model_dir.exists() else (bench_dir,))
     try:
         outcome = impl.run(job)
     except BaseException:
@@ -77,15 +78,20 @@ def unlearn(
 EXTERNAL_RECORD = {"stage": "train", "config": {"train_vision": False}, "external": True}
 
 
-def finetune_record(model_dir: Path) -> dict:
-    """The training record of a model made by `medforget finetune`, or EXTERNAL_RECORD for any other model
-    folder; a record of another stage (a pretrained base) is refused by name."""
+def finetune_record(model: str | Path) -> dict:
+    """The training record of a model made by `medforget finetune`, or EXTERNAL_RECORD for any other model:
+    a model folder, a LoRA adapter folder (loaded onto the base it names) or a hub id; a record of another
+    stage (a pretrained base) is refused by name."""
     expected = f"a fine-tuned model folder (by `medforget finetune`, whose {RECORD_FILE} records stage 'train', or any other)"
+    model_dir = Path(model)
     if not model_dir.is_dir():
-        raise MedforgetError(f"model folder not found: {model_dir} (expected {expected})")
+        if HUB_ID.match(str(model)):
+            check_model_source(str(model))
+            return dict(EXTERNAL_RECORD)
+        raise MedforgetError(f"model folder not found: {model_dir} (expected {expected}, a LoRA adapter folder or a hub id)")
     path = model_dir / RECORD_FILE
     if not path.is_file():
-        check_model_folder(model_dir)
+        check_model_source(str(model_dir))
         return dict(EXTERNAL_RECORD)
     record = read_json(path, expected)
     stage = record.get("stage") if isinstance(record, dict) else None

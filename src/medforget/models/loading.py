@@ -89,6 +89,26 @@ def check_architecture(model_type: str | None, where: str) -> None:
         )
 
 
+def check_model_source(source: str) -> None:
+    """Fail early, in one line, on what `load_model` could not load: a model folder missing a piece, an adapter
+    folder without its base or safetensors weights, or a hub id whose config cannot be read (none is
+    downloaded here beyond the config; offline, a missing id fails at once)."""
+    folder = Path(source)
+    if (folder / ADAPTER_CONFIG).is_file():
+        base = _adapter_base(folder)
+        check_model_source(base)
+        return
+    if folder.exists() or not HUB_ID.match(source):
+        check_model_folder(folder)
+        return
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"could not read the config of '{source}' (no such local folder, so it was tried as a "
+                             f"Hugging Face model id): {_first_line(err)}") from err
+    check_architecture(config.model_type, source)
+
+
 def load_model(
     path_or_id: str | Path,
     *,
@@ -127,20 +147,30 @@ def load_model(
 def _load_adapter(folder: Path, *, lora: LoraSettings | None, **options) -> tuple[PreTrainedModel | PeftModel, ProcessorMixin]:
     """A PEFT adapter folder: its base model (``base_model_name_or_path``) with the adapter merged in, and the
     adapter folder's processor when it has one (else the base's)."""
-    config = json.loads((folder / ADAPTER_CONFIG).read_text())
-    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
-    if not base:
-        raise ModelLoadError(f"{folder / ADAPTER_CONFIG} names no base_model_name_or_path: cannot tell which model it adapts")
-    if not (folder / ADAPTER_WEIGHTS).is_file():
-        raise ModelLoadError(f"no {ADAPTER_WEIGHTS} in {folder}: medforget loads adapter weights from safetensors only")
+    base = _adapter_base(folder)
     model, processor = load_model(base, **options)
     try:
         model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise ModelLoadError(f"could not apply the adapter in {folder} to '{base}': {_first_line(err)}") from err
+    model.requires_grad_(True)  # PEFT froze the base for inference; a loaded model trains as any other (unlearning does)
     if any((folder / name).is_file() for name in IMAGE_PROCESSOR_FILES):
         processor = load_processor(str(folder))
     return (apply_lora(model, lora) if lora is not None else model), processor
+
+
+def _adapter_base(folder: Path) -> str:
+    """The base model an adapter folder names, once its safetensors weights are known to be there."""
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text())
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{folder / ADAPTER_CONFIG} is not valid JSON: {err.msg}") from err
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not base:
+        raise ModelLoadError(f"{folder / ADAPTER_CONFIG} names no base_model_name_or_path: cannot tell which model it adapts")
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        raise ModelLoadError(f"no {ADAPTER_WEIGHTS} in {folder}: medforget loads adapter weights from safetensors only")
+    return str(base)
 
 
 def load_processor(source: str) -> ProcessorMixin:

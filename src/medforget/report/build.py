@@ -117,6 +117,10 @@ def _meta(run: Run) -> list[tuple[str, str]]:
     meta.append(("scenarios", ", ".join(run.scenarios)))
     if info.get("methods"):
         meta.append(("methods", ", ".join(info["methods"])))
+    request = (run.bench.meta.get("forget_request") if run.bench is not None else None) or {}
+    if request:
+        meta.append(("forget request", f"{request['level']}: {request['rows']} rows of {len(request.get('affected_patients', []))} "
+                                       f"patient(s), {len(request.get('sibling_patients', []))} sibling patient(s)"))
     hashes = {m.get("benchmark_hash") for m in run.metrics.values()} - {None}
     if hashes:
         meta.append(("benchmark", ", ".join(sorted(h[:12] for h in hashes))))
@@ -136,13 +140,19 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     resampler = Resampler.for_records(*run.items.values(), *run.robust.values())
     vanilla = run.named("vanilla") or "vanilla"
     boards, comparisons, notes = {}, {}, list(run.notes)
+    request = (run.bench.meta.get("forget_request") if run.bench is not None else None) or None
+    siblings = set((request or {}).get("sibling_patients", []))
+    if request is None:
+        notes.append("no forget request in benchmark.json (a benchmark generated before forget levels): the sibling columns are absent")
+    elif not siblings:
+        notes.append(f"the forget request (level {request['level']}) has no siblings: the sibling columns are absent")
     for scenario in run.scenarios:
         oracle = run.named("oracle", scenario) or "oracle"
         names = [m.name for m in run.models_for(scenario)]
         comparison = compare({n: run.metrics[n] for n in names if n in run.metrics}, run.items, vanilla=vanilla,
                              oracle=oracle, scenario=scenario, base=run.named("base"), known=known, resampler=resampler)
         comparisons[scenario] = comparison
-        intervals = {n: model_intervals(run.items.get(n, []), run.items.get(oracle, []), known, resampler) for n in names}
+        intervals = {n: model_intervals(run.items.get(n, []), run.items.get(oracle, []), known, resampler, siblings) for n in names}
         robust = {n: robustness_figures(run.robust.get(n, []), run.items.get(n, []), scenario, resampler) for n in names}
         boards[scenario] = (leaderboard_rows(run, scenario, comparison, intervals, robust), columns_for(scenario))
         notes += [f"{scenario}: {n}" for n in _grouped_notes(comparison)]
@@ -174,7 +184,7 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
         examples_missing="No benchmark or no generated answers on forget_privacy, so no examples.",
     )
     results = {
-        "run": run.info, "notes": notes,
+        "run": run.info, "notes": notes, "forget_request": request,
         "models": {m.name: {"kind": m.kind, "method": m.method, "scenario": m.scenario, "seconds": m.seconds, "path": m.path,
                             "metrics": run.metrics.get(m.name), "robustness": run.robust_info.get(m.name)} for m in run.models},
         "comparison": comparisons,

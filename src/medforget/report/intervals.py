@@ -123,11 +123,19 @@ def auroc_samples(records: Sequence[dict], resampler: Resampler, attack: str = "
         return ((wm @ wins) * wn).sum(axis=1) / (wm.sum(axis=1) * wn.sum(axis=1))
 
 
+def sibling_rates(siblings: set[str]) -> dict[str, ItemRate]:
+    """The sibling columns' rates: the forget request's siblings' items in retain (MCQ accuracy, private leak)."""
+    theirs = lambda r, _: r["patient_id"] in siblings  # noqa: E731
+    return {"sibling": ItemRate("retain", _all(_mcq, theirs), _answer),
+            "sibling_leak": ItemRate("retain", _all(_gen, _flag("is_private"), theirs), _leak)}
+
+
 def model_intervals(
-    records: Sequence[dict], oracle: Sequence[dict], known: Known, resampler: Resampler,
+    records: Sequence[dict], oracle: Sequence[dict], known: Known, resampler: Resampler, siblings: set[str] = frozenset(),
 ) -> dict[str, tuple[float, float] | None]:
     """Per leaderboard column key: the model's 95 % interval (None where it has no items)."""
-    samples = {key: rate_samples(records, rate, known, resampler) for key, rate in RATES.items()}
+    rates = {**RATES, **(sibling_rates(siblings) if siblings else {})}
+    samples = {key: rate_samples(records, rate, known, resampler) for key, rate in rates.items()}
     theirs = {key: rate_samples(oracle, RATES[key], known, resampler) for key in GAPS.values()} if oracle else {}
     out = {key: interval(s) if s is not None else None for key, s in samples.items()}
     for gap, key in GAPS.items():

@@ -33,6 +33,11 @@ PRIVACY_COLUMNS: tuple[Column, ...] = (
            "from never-seen patients' (holdout); 0.5 cannot tell them apart; match the oracle"),
     Column("forget_quality", "forget quality", "p-value of the KS test between the model's and the oracle's "
            "truth ratios on forget_privacy MCQs; near 1 looks like the oracle, tiny values do not", "pvalue"),
+    Column("sibling", "siblings", "MCQ accuracy on the forget request's siblings (their items in retain): the hospital's "
+           "other patients for a patient or hospital request, the same patients' other details for a scan or field "
+           "request (benchmark.json's forget_request); the collateral effect, keep it at the vanilla model's"),
+    Column("sibling_leak", "sibling leak", "exact leak rate of the siblings' private details (their generated items in "
+           "retain): what the model still knows about them; a drop from the vanilla model's is collateral forgetting"),
 )
 INCORRECT_COLUMNS: tuple[Column, ...] = (
     Column("corrupted", "corrupted", "share of MCQs on the corrupted facts (forget_incorrect) answered with the corrupted "
@@ -203,6 +208,7 @@ def leaderboard_rows(
             "leak": split("forget_privacy", "leak_exact"),
             "mia_auroc": ((metrics.get("membership") or {}).get("min_k_pp") or {}).get("auroc"),
             "forget_quality": fq.get("forget_privacy"),
+            "sibling": (metrics.get("siblings") or {}).get("mcq_acc"), "sibling_leak": (metrics.get("siblings") or {}).get("leak_exact"),
             "corrupted": split("forget_incorrect", "incorrect_rate_mcq"), "true": split("forget_incorrect", "true_rate_mcq"),
             "corrupted_gen": split("forget_incorrect", "incorrect_rate_gen"),
             "test_corrupted": split("test_forget", "incorrect_rate_mcq"), "test_true": split("test_forget", "true_rate_mcq"),
