@@ -23,7 +23,7 @@ from medforget.pipeline import EVAL_LIMITS, FULL_SPLITS, SCENARIO_SPLITS
 from medforget.report import build_report
 
 SHOWN = {"privacy": ("forget", "test_forget", "leak", "mia_auroc", "retain", "test_retain", "general", "ues_privacy",
-                     "forget_refusal", "test_forget_refusal", "holdout_refusal"),
+                     "refusal_forget", "refusal_test_forget", "refusal_holdout"),
          "incorrect": ("corrupted", "true", "corrupted_gen", "test_corrupted", "neighbour", "well_formed", "retain",
                        "general", "ues_incorrect")}
 
@@ -66,10 +66,11 @@ def main() -> None:
     results = json.loads((args.out / "results.json").read_text())
     for scenario in scenarios:
         print(f"\n{scenario}")
-        print(f"{'model':<12}" + "".join(f"{c:>14}" for c in SHOWN[scenario]))
+        print(f"{'model':<18}" + "".join(f"{c:>20}" for c in SHOWN[scenario]))
         for row in results["leaderboards"][scenario]["rows"]:
             cells = [row.get(c) for c in SHOWN[scenario]]
-            print(f"{row['model']:<12}" + "".join(f"{c:>14.3f}" if isinstance(c, float) else f"{'–':>14}" for c in cells))
+            print(f"{row['model']:<18}" + "".join(f"{c:>20.3f}" if isinstance(c, (int, float)) else f"{'–':>20}" for c in cells))
+    print(f"\nleaderboards with 95 % intervals: {args.out / 'leaderboard.md'}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ PERSON_FIELDS = ("full_name", "next_of_kin", "attending_physician")  # fields wh
 @dataclass(frozen=True)
 class MimicParams:
     alpha: float = 1.0  # weight of the retain KL
-    fact_repeats: int = 8  # passes over each corrupted fact per epoch (a record item has 2 to 4 target paths)
+    answer_path: bool = True  # also distil along each open/cloze item's own (forgotten) answer
+    fact_repeats: int = 4  # passes over each corrupted fact per epoch (a record item has 2 to 4 target paths)
 
     def __post_init__(self) -> None:
         at_least("alpha", self.alpha, 0)
@@ -195,7 +196,7 @@ class Mimic(LossMethod):
             if row["task"] == "mcq":
                 stem = dict(cf, task="open", options=[], correct_index=-1)
                 out += [(dict(row, answer=o, correct_index=k), dict(stem, answer=o), True) for k, o in enumerate(row["options"])]
-            else:
+            elif job.params.answer_path:
                 out.append((row, cf, True))
         out += [(dict(rows[i], answer=g), dict(asked[i], answer=g), True) for i, g in greedy.items()]
         return out
