@@ -14,7 +14,7 @@ from medforget.evaluate.engine import generate_answers
 from medforget.evaluate.metrics.leak import name_tokens
 from medforget.methods.base import Job
 from medforget.methods.mimic import Mimic, MimicParams, known_name_tokens, mimic_loss, pack, unpack
-from medforget.methods.unlearn import forget_rows
+from medforget.methods.unlearn import UNLEARNING_FILE, forget_rows, unlearn
 from medforget.models.loading import load_model
 from medforget.models.loss import answer_logits
 from medforget.models.tiny import build_tiny_model
@@ -104,3 +104,10 @@ def test_undistilled_rows_take_the_nll_of_their_answer() -> None:
     log_ref, log_theta = F.log_softmax(ref, -1), F.log_softmax(theta, -1)
     kl = (log_ref.exp() * (log_ref - log_theta)).sum(-1).mean()
     assert torch.allclose(mimic_loss(theta, ref, targets, torch.ones(5, dtype=torch.bool)), kl)
+
+
+def test_unlearn_runs_both_scenarios_in_one_batch_stream(setup, smoke_bench: Path, tmp_path: Path) -> None:
+    _, job, _, _, _ = setup
+    record = unlearn(job.model_dir, smoke_bench, "mimic", "both", tmp_path / "out", ["batch_size=8", "max_steps=2", "fact_repeats=2"])
+    assert (tmp_path / "out" / UNLEARNING_FILE).is_file() and record["steps"] == 2
+    assert record["hyperparameters"]["fact_repeats"] == 2 and record["final_loss"] > 0
