@@ -89,3 +89,14 @@ def test_unknown_scenario_is_one_line_naming_the_choices(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "everything" in lines[0] and "privacy, incorrect, both" in lines[0], result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_methods_default_to_the_published_baselines_and_all_means_every_registered_one():
+    from medforget.methods.registry import all_methods
+    from medforget.pipeline import DEFAULT_METHODS
+
+    assert RunConfig(preset="smoke").methods == list(DEFAULT_METHODS)
+    every = RunConfig(preset="smoke", methods=["all"]).methods
+    assert set(every) == {m.name for m in all_methods()} - {"retrain"} and set(DEFAULT_METHODS) < set(every)
+    with pytest.raises(MedforgetError, match="unknown method"):
+        RunConfig(preset="smoke", methods=["gaa"])

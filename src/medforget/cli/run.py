@@ -17,7 +17,7 @@ from medforget.errors import MedforgetError
 def run(
     out: Path = typer.Option(..., "--out", help="Run folder (created, or resumed when it exists)."),
     preset: Optional[str] = typer.Option(None, help="smoke, demo or standard (default demo)."),
-    methods: list[str] = typer.Option([], "--methods", help="Unlearning methods to compare (repeat; default: all)."),
+    methods: list[str] = typer.Option([], "--methods", help="Unlearning methods to compare (repeat; 'all': every registered method; default: the published baselines ga, grad_diff, kl, npo, idk_po, smfa)."),
     scenarios: list[str] = typer.Option([], "--scenario", help="privacy, incorrect, or both (one model forgets both sets); repeat for several (default: privacy and incorrect, each against its own oracle)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Stages run side by side, each in its own process (default 2 on a machine with 2 or more cores; 1 runs them one after another with progress bars)."),
     model: Optional[str] = typer.Option(None, "--model", help="Fine-tune this checkpoint (path or hub id) instead of the embedded default."),
@@ -32,14 +32,14 @@ def run(
     """Run the whole benchmark: generate, build and pretrain the base model, fine-tune the vanilla model,
     train the retrain oracle, unlearn with every method, evaluate every model, and write the report.
     With --data and --model: audit -> unlearn with each method -> audit again -> summary, on your data."""
-    from medforget.pipeline import RunConfig, default_methods, run_pipeline
+    from medforget.pipeline import RunConfig, method_list, run_pipeline
 
     quiet_transformers()
     if data is not None:
         with user_errors():
             if model is None:
                 raise MedforgetError("--data needs --model: the checkpoint to audit and unlearn")
-            _run_on_data(data, model, methods or default_methods(), out, overrides, force, workers or 1, oracle)
+            _run_on_data(data, model, method_list(methods), out, overrides, force, workers or 1, oracle)
         return
     if oracle is not None:
         with user_errors():

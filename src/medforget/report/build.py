@@ -16,7 +16,7 @@ from medforget.evaluate.summary import membership_scores
 from medforget.report import plots
 from medforget.report.examples import build_examples
 from medforget.report.intervals import Known, mcq_rate, model_intervals, rate_samples
-from medforget.report.leaderboard import SCENARIO_TITLES, columns_for, columns_json, leaderboard_rows, markdown
+from medforget.report.leaderboard import ROBUSTNESS_COLUMNS, SCENARIO_TITLES, columns_for, columns_json, leaderboard_rows, markdown
 from medforget.report.page import render
 from medforget.report.rundir import ModelEntry, Run, load_run
 
@@ -127,6 +127,12 @@ def _meta(run: Run) -> list[tuple[str, str]]:
     return meta
 
 
+def _shown_columns(columns: list, rows: list[dict]) -> list:
+    """The columns, less robustness columns no row has a figure for (a run without its robustness stages)."""
+    robust = {c.key for cols in ROBUSTNESS_COLUMNS.values() for c in cols}
+    return [c for c in columns if c.key not in robust or any(r.get(c.key) is not None for r in rows)]
+
+
 def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     """Write report.html, leaderboard.md and results.json into `run_dir`; returns their paths by kind.
 
@@ -154,7 +160,8 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
         comparisons[scenario] = comparison
         intervals = {n: model_intervals(run.items.get(n, []), run.items.get(oracle, []), known, resampler, siblings) for n in names}
         robust = {n: robustness_figures(run.robust.get(n, []), run.items.get(n, []), scenario, resampler) for n in names}
-        boards[scenario] = (leaderboard_rows(run, scenario, comparison, intervals, robust), columns_for(scenario))
+        rows = leaderboard_rows(run, scenario, comparison, intervals, robust)
+        boards[scenario] = (rows, _shown_columns(columns_for(scenario), rows))
         notes += [f"{scenario}: {n}" for n in _grouped_notes(comparison)]
         notes += _ues_left_out(comparison.get(vanilla, {}), scenario)
     first = run.scenarios[0]
