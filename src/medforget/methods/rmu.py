@@ -100,7 +100,10 @@ class RMU(LossMethod):
     def check(self, job: Job) -> None:
         if job.cfg.lora is not None:
             raise MedforgetError("rmu trains chosen layers' weights directly: lora_r must be 0")
-        config = AutoConfig.from_pretrained(job.model_dir)
+        try:
+            config = AutoConfig.from_pretrained(job.model_dir)
+        except OSError:  # an adapter folder holds no config.json: prepare_model checks the layer on the loaded model
+            return
         steered_layer(config.get_text_config().num_hidden_layers, job.params.layer)
 
     def prepare_model(self, model: nn.Module, processor: ProcessorMixin, streams: dict[str, list[Example]], job: Job) -> dict:
