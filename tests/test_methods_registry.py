@@ -18,7 +18,7 @@ from medforget.methods.relabel import preferred, refusal_for
 from medforget.models.lora import LoraSettings
 from medforget.train.config import TrainConfig
 
-EXPECTED = {"ga", "grad_diff", "kl", "mimic", "npo", "idk_po", "smfa", "retrain"}
+EXPECTED = {"ga", "grad_diff", "kl", "mimic", "npo", "idk_po", "smfa", "retrain", "simnpo", "rmu", "mmunlearner", "manu"}
 
 
 def test_every_method_is_registered_with_typed_defaults() -> None:

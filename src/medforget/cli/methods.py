@@ -50,7 +50,7 @@ def methods_command() -> None:
         params = "\n".join(f"{key}: {kind.__name__} = {defaults[key]!r}" for key, kind in types.items()) or "-"
         needs = ", ".join(name for name, on in (("retain", method.needs_retain), ("reference", method.needs_reference)) if on) or "-"
         cfg = method.train_defaults
-        training = "as the fine-tuned model" if cfg is None else (
+        training = "as the fine-tuned model" if cfg is None else "none (training-free)" if method.training_free else (
             f"epochs {cfg.epochs:g}, lr {cfg.lr:g}, batch {cfg.batch_size}" + (f", LoRA r {cfg.lora.r}" if cfg.lora else ""))
         table.add_row(method.name, method.summary, params, needs, training)
     console.print(table)

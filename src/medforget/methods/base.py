@@ -54,6 +54,7 @@ class Method(ABC):
     needs_retain: ClassVar[bool] = False
     needs_reference: ClassVar[bool] = False  # a frozen copy of the fine-tuned model
     train_defaults: ClassVar[TrainConfig | None] = None  # None: derived from the fine-tuned model's record
+    training_free: ClassVar[bool] = False  # edits the weights without an optimiser (train_defaults only size its batches)
 
     def default_config(self, vanilla: dict) -> TrainConfig:
         """Training options before `--set` overrides; `vanilla` is the fine-tuned model's training record.
@@ -85,6 +86,11 @@ class LossMethod(Method):
     def objective(self, model: nn.Module, batches: Batches, reference: nn.Module | None, hp: Any) -> tuple[torch.Tensor, Logs]:
         """The loss to minimise for one step, and numbers to log."""
 
+    def prepare_model(self, model: nn.Module, processor: ProcessorMixin, streams: dict[str, list[Example]], job: Job) -> dict:
+        """Set up the loaded model before training (which weights train, gradient masks); returns what the
+        run record should add. Default: nothing."""
+        return {}
+
     def streams(self, job: Job, processor: ProcessorMixin) -> dict[str, list[Example]]:
         streams = {"forget": format_rows(job.bench, self.prepare_forget(job.forget), processor)}
         if self.needs_retain:
@@ -104,9 +110,11 @@ class LossMethod(Method):
         def objective(model: nn.Module, batches: Batches, _: nn.Module | None) -> tuple[torch.Tensor, Logs]:
             return self.objective(model, batches, reference, job.params)
 
-        result = train(model, processor, self.streams(job, processor), job.cfg, job.out, objective=objective,
+        streams = self.streams(job, processor)
+        extras = self.prepare_model(model, processor, streams, job)
+        result = train(model, processor, streams, job.cfg, job.out, objective=objective,
                        primary="forget", report=job.report, accelerator=accelerator)
-        return summary(result)
+        return {**summary(result), **extras}
 
 
 def summary(result: TrainResult) -> dict:

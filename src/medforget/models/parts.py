@@ -71,3 +71,44 @@ def freeze_vision_tower(model: nn.Module) -> VisionParts:
     for param in parts.tower_parameters(model).values():
         param.requires_grad_(False)
     return parts
+
+
+# The names transformers gives a transformer block's feed-forward part (LLaMA, Qwen, Gemma, CLIP, SigLIP: mlp).
+MLP_NAMES = ("mlp", "feed_forward", "ffn")
+
+
+def _stack(root: nn.Module, count: int | None, skip: str | None, what: str) -> nn.ModuleList:
+    """The first ModuleList of `count` blocks under `root`, outside the submodule named `skip`."""
+    for name, module in root.named_modules():
+        if isinstance(module, nn.ModuleList) and count and len(module) == count and not (skip and name.startswith(f"{skip}.")):
+            return module
+    raise MedforgetError(f"cannot find the {what} layers of {type(root).__name__} (no list of {count} blocks)")
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The language model's transformer blocks, in order: the list of `text_config.num_hidden_layers` blocks
+    that is not inside the vision tower."""
+    base = _base(model)
+    config = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    try:
+        skip = vision_parts(base).tower
+    except VisionPartsError:
+        skip = None
+    return _stack(base, getattr(config, "num_hidden_layers", None), skip, "language model")
+
+
+def vision_layers(model: nn.Module) -> nn.ModuleList:
+    """The vision tower's transformer blocks, in order (`vision_config.num_hidden_layers` of them)."""
+    base = _base(model)
+    tower = vision_parts(base).tower_module(base)
+    return _stack(tower, getattr(base.config.vision_config, "num_hidden_layers", None), None, "vision tower")
+
+
+def mlp_output(block: nn.Module) -> nn.Linear:
+    """A block's feed-forward output projection (LLaMA's down_proj, CLIP's fc2): the last Linear of its MLP.
+    Its input columns are the MLP's neurons."""
+    mlp = next((getattr(block, name) for name in MLP_NAMES if isinstance(getattr(block, name, None), nn.Module)), None)
+    linears = [module for module in mlp.modules() if isinstance(module, nn.Linear)] if mlp is not None else []
+    if not linears:
+        raise MedforgetError(f"cannot find the feed-forward output projection of {type(block).__name__}")
+    return linears[-1]
