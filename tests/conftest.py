@@ -27,3 +27,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def vanilla(smoke_bench: Path, tmp_path_factory) -> Path:
+    """A tiny model fine-tuned on `train` for a few steps through the real finetune stage (read-only: the
+    method tests unlearn from it)."""
+    from medforget.models.tiny import build_tiny_model
+    from medforget.train.config import TrainConfig
+    from medforget.train.stages import benchmark_texts, run_stage
+    from medforget.world.storage import load_benchmark
+
+    root = tmp_path_factory.mktemp("models")
+    bench = load_benchmark(smoke_bench)
+    build_tiny_model(benchmark_texts(bench), root / "tiny", image_size=bench.meta["config"]["image_size"])
+    run_stage(root / "tiny", smoke_bench, root / "vanilla", "train", TrainConfig(max_steps=2, batch_size=4, lr=2e-3, save_every=0))
+    return root / "vanilla"

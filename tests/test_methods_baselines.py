@@ -19,10 +19,7 @@ from medforget.methods.simnpo import SimNPO, SimNPOParams, simnpo_loss
 from medforget.methods.unlearn import unlearn
 from medforget.models.loading import load_model
 from medforget.models.parts import decoder_layers, mlp_output, vision_layers
-from medforget.models.tiny import build_tiny_model
 from medforget.train.config import TrainConfig
-from medforget.train.stages import benchmark_texts, run_stage
-from medforget.world.storage import load_benchmark
 
 FAST = ["batch_size=2", "max_steps=2"]
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,16 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def log_sigmoid(x: float) -> float:
     return -math.log1p(math.exp(-x))
-
-
-@pytest.fixture(scope="module")
-def vanilla(smoke_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model fine-tuned on `train` for a few steps through the real finetune stage."""
-    root = tmp_path_factory.mktemp("models")
-    bench = load_benchmark(smoke_bench)
-    build_tiny_model(benchmark_texts(bench), root / "tiny", image_size=bench.meta["config"]["image_size"])
-    run_stage(root / "tiny", smoke_bench, root / "vanilla", "train", TrainConfig(max_steps=2, batch_size=4, lr=2e-3, save_every=0))
-    return root / "vanilla"
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -22,26 +22,13 @@ from medforget.methods.smfa import DELTA_FILE
 from medforget.methods.unlearn import PLAN_FILE, UNLEARNING_FILE, unlearn
 from medforget.models.loading import load_model
 from medforget.models.loss import answer_token_loss
-from medforget.models.tiny import build_tiny_model
-from medforget.train.config import TrainConfig
 from medforget.train.examples import format_rows
-from medforget.train.stages import benchmark_texts, run_stage
 from medforget.world.storage import load_benchmark
 
 FAST = ["batch_size=2"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def vanilla(smoke_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model fine-tuned on `train` for a few steps through the real finetune stage."""
-    root = tmp_path_factory.mktemp("models")
-    bench = load_benchmark(smoke_bench)
-    build_tiny_model(benchmark_texts(bench), root / "tiny", image_size=bench.meta["config"]["image_size"])
-    run_stage(root / "tiny", smoke_bench, root / "vanilla", "train", TrainConfig(max_steps=2, batch_size=4, lr=2e-3, save_every=0))
-    return root / "vanilla"
 
 
 def forget_nll(model_dir: Path, bench_dir: Path, n: int = 12) -> float:
