@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--out", type=Path, default=Path("runs/seeds"))
-    parser.add_argument("--methods", action="append", default=[], help="methods to run (repeat; default: all)")
+    parser.add_argument("--methods", action="append", default=[], help="methods to run (repeat; `all`: every registered method; default: the run's defaults, the six published baselines)")
     args = parser.parse_args()
     per_seed = [run_seed(s, args.preset, args.out / f"seed-{s}", args.methods) for s in args.seeds]
     lines = []
