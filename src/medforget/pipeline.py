@@ -66,10 +66,10 @@ def every_method() -> list[str]:
 
 
 def method_list(names: list[str] | str | None) -> list[str]:
-    """`--methods` as given: none means the defaults, `all` every registered method."""
-    names = [names] if isinstance(names, str) else list(names or [])
-    if not names:
+    """`--methods` as given: None means the defaults, `all` every registered method (an empty list: none)."""
+    if names is None:
         return default_methods()
+    names = [names] if isinstance(names, str) else list(names)
     return every_method() if "all" in names else list(dict.fromkeys(names))
 
 

@@ -39,7 +39,7 @@ def run(
         with user_errors():
             if model is None:
                 raise MedforgetError("--data needs --model: the checkpoint to audit and unlearn")
-            _run_on_data(data, model, method_list(methods), out, overrides, force, workers or 1, oracle)
+            _run_on_data(data, model, method_list(methods or None), out, overrides, force, workers or 1, oracle)
         return
     if oracle is not None:
         with user_errors():
