@@ -85,3 +85,10 @@ def _zero_padded(parts: list[torch.Tensor | None]) -> torch.Tensor:
         if part is not None:
             out[(row, *(slice(0, size) for size in part.shape))] = part
     return out
+
+
+def collated_batches(examples: Sequence[Example], size: int, pad: int, device: torch.device | None = None) -> list[dict[str, torch.Tensor]]:
+    """`examples` in order, as right-padded batches of `size` (the last one shorter), on `device` if given:
+    for the passes over a whole set that gradient statistics and activation importance need."""
+    batches = [collate(examples[i:i + size], pad_token_id=pad, padding_side="right") for i in range(0, len(examples), size)]
+    return batches if device is None else [{k: v.to(device) for k, v in b.items()} for b in batches]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from medforget.data.collate import collate, pad_token_id
+from medforget.data.collate import collated_batches, pad_token_id
 from medforget.data.formatting import Example
 from medforget.errors import MedforgetError
 from medforget.methods.base import Job, Method, at_least
@@ -107,7 +107,7 @@ class MANU(Method):
 
         def batches(rows: list[dict]) -> list[dict[str, torch.Tensor]]:
             examples: list[Example] = format_rows(job.bench, rows, processor)
-            return [collate(examples[i:i + size], pad_token_id=pad, padding_side="right") for i in range(0, len(examples), size)]
+            return collated_batches(examples, size, pad)
 
         text = {f"language.{i}": mlp_output(block) for i, block in enumerate(decoder_layers(model))}
         vision = {f"vision.{i}": mlp_output(block) for i, block in enumerate(vision_layers(model))}

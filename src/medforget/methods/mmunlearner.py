@@ -20,10 +20,11 @@ import torch
 from torch import nn
 from transformers import ProcessorMixin
 
-from medforget.data.collate import collate, pad_token_id
+from medforget.data.collate import collated_batches, pad_token_id
 from medforget.data.formatting import Example
 from medforget.errors import MedforgetError
 from medforget.methods.base import Job, Logs, LossMethod, at_least
+from medforget.methods.grad_diff import grad_diff_loss
 from medforget.methods.registry import register
 from medforget.models.loss import answer_token_loss
 from medforget.models.parts import VisionPartsError, freeze_vision_tower, vision_parts
@@ -61,11 +62,6 @@ def mean_squared_grads(model: nn.Module, params: dict[str, nn.Parameter], batche
     return {name: total / max(len(batches), 1) for name, total in sums.items()}
 
 
-def _batches(examples: list[Example], size: int, device: torch.device, pad: int) -> list[dict[str, torch.Tensor]]:
-    return [{k: v.to(device) for k, v in collate(examples[i:i + size], pad_token_id=pad, padding_side="right").items()}
-            for i in range(0, len(examples), size)]
-
-
 @register
 class MMUnlearner(LossMethod):
     name = "mmunlearner"
@@ -96,12 +92,12 @@ class MMUnlearner(LossMethod):
         device, size, pad = next(model.parameters()).device, job.cfg.batch_size, pad_token_id(processor)
         retain_all = [streams["retain"][i] for i in picked]
         retain_image = [streams["retain"][i] for i in picked if job.retain[i]["scan_ids"]]
-        g2_forget = mean_squared_grads(model, trainable, _batches(forget, size, device, pad))
+        g2_forget = mean_squared_grads(model, trainable, collated_batches(forget, size, pad, device))
         masks: dict[str, torch.Tensor] = {}
         kept = {}
         for part, group, preserve in (("vision", vision, retain_image), ("language", language, retain_all)):
             if group:
-                g2_preserve = mean_squared_grads(model, group, _batches(preserve, size, device, pad))
+                g2_preserve = mean_squared_grads(model, group, collated_batches(preserve, size, pad, device))
                 masks.update({n: saliency_mask(g2_forget[n], g2_preserve[n]) for n in group})
                 kept[part] = sum(int(masks[n].sum()) for n in group) / sum(masks[n].numel() for n in group)
         for name, p in trainable.items():
@@ -111,4 +107,4 @@ class MMUnlearner(LossMethod):
     def objective(self, model: nn.Module, batches: Batches, reference: nn.Module | None, hp: MMUnlearnerParams) -> tuple[torch.Tensor, Logs]:
         nll_forget = answer_token_loss(model, batches["forget"])
         nll_retain = answer_token_loss(model, batches["retain"])
-        return -nll_forget + hp.alpha * nll_retain, {"nll_forget": float(nll_forget.detach()), "nll_retain": float(nll_retain.detach())}
+        return grad_diff_loss(nll_forget, nll_retain, hp.alpha), {"nll_forget": float(nll_forget.detach()), "nll_retain": float(nll_retain.detach())}
