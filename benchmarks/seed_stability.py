@@ -79,18 +79,68 @@ def oracle_auroc(per_seed: list[dict], seeds: list[int]) -> list[str]:
     return lines
 
 
+#: Issue 18's targets for medforget's own method: (figure, how it is judged, bound). "near": within the bound of
+#: the oracle's value; "at_most" / "at_least": the value against the bound; "of_vanilla": at least bound times
+#: the vanilla model's; "at_least_oracle": at least the oracle's; "highest": the highest UES of all methods.
+TARGETS = {
+    "privacy": (("leak", "at_most", 0.01), ("forget", "near", 0.05), ("test_forget", "near", 0.05),
+                ("mia_auroc", "near", 0.05), ("refusal_forget", "near", 0.05), ("forget_well_formed", "at_least_oracle", 0),
+                ("retain", "of_vanilla", 0.97), ("general", "of_vanilla", 0.99), ("ues_privacy", "highest", 0)),
+    "incorrect": (("corrupted", "near", 0.05), ("corrupted_gen", "near", 0.05), ("test_corrupted", "near", 0.05),
+                  ("well_formed", "at_least_oracle", 0), ("retain", "of_vanilla", 0.97), ("general", "of_vanilla", 0.99),
+                  ("ues_incorrect", "highest", 0)),
+}
+
+
+def targets(per_seed: list[dict], seeds: list[int], method: str) -> list[str]:
+    """`method` against every target of issue 18, per seed: its value, the bound, met or missed and by how much."""
+    lines = [f"{method} against issue 18's targets"]
+    for scenario, checks in TARGETS.items():
+        for seed, res in zip(seeds, per_seed):
+            board = rows(res, scenario)
+            mine, oracle, vanilla = board.get(method), board.get("oracle", {}), board.get("vanilla", {})
+            if mine is None:
+                lines.append(f"  {scenario} seed {seed}: {method} not in this run")
+                continue
+            for figure, how, bound in checks:
+                value = mine.get(figure)
+                if value is None:
+                    lines.append(f"  {scenario} seed {seed}: {figure:<20} –")
+                    continue
+                if how == "highest":
+                    best = max((r[figure] for m, r in board.items() if r["kind"] == "method" and r.get(figure) is not None), default=value)
+                    goal, miss = f"highest ({best:.3f})", best - value
+                elif how == "at_most":
+                    goal, miss = f"<= {bound}", value - bound
+                elif oracle.get(figure) is None or (how == "of_vanilla" and vanilla.get(figure) is None):
+                    lines.append(f"  {scenario} seed {seed}: {figure:<20} {value:.3f}   no reference value")
+                    continue
+                elif how == "near":
+                    goal, miss = f"oracle {oracle[figure]:.3f} +- {bound}", abs(value - oracle[figure]) - bound
+                elif how == "at_least_oracle":
+                    goal, miss = f">= oracle {oracle[figure]:.3f}", oracle[figure] - value
+                else:
+                    goal, miss = f">= {bound} x vanilla {vanilla[figure]:.3f}", bound * vanilla[figure] - value
+                verdict = "met" if miss <= 1e-12 else f"MISSED by {miss:.3f}"
+                lines.append(f"  {scenario} seed {seed}: {figure:<20} {value:.3f}   target {goal}: {verdict}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--out", type=Path, default=Path("runs/seeds"))
-    parser.add_argument("--methods", action="append", default=[], help="methods to run (repeat; `all`: every registered method; default: the run's defaults, the six published baselines)")
+    parser.add_argument("--methods", action="append", default=[], help="methods to run (repeat; `all`: every registered method; default: the run's defaults)")
+    parser.add_argument("--targets", default="mimic", help="the method checked against issue 18's targets on every seed ('' for none)")
     args = parser.parse_args()
     per_seed = [run_seed(s, args.preset, args.out / f"seed-{s}", args.methods) for s in args.seeds]
     lines = []
     for scenario in ("privacy", "incorrect"):
         lines += table(per_seed, scenario) + ranking(per_seed, scenario, args.seeds) + [""]
     lines += oracle_auroc(per_seed, args.seeds)
+    if args.targets:
+        lines += [""] + targets(per_seed, args.seeds, args.targets)
     print("\n".join(lines))
 
 

@@ -255,3 +255,17 @@ def test_option_scores_are_the_same_with_and_without_a_shared_prompt(family: Fam
     assert shared == (family.model.config.model_type in engine.SHARED_PROMPT_FAMILIES)
     for a, b in zip(scores, full):
         assert a.raw == pytest.approx(b.raw, abs=1e-3) and a.normalised == pytest.approx(b.normalised, abs=1e-4)
+
+
+def test_the_formatting_memo_gives_what_formatting_gives(family: Family) -> None:
+    """Remembered examples (inside `medforget run`) equal freshly formatted ones, for every family's
+    processor, prompts and training examples alike; the second pass is served from the memo."""
+    from medforget.data.memo import remembering
+
+    for prompt_only in (False, True):
+        plain = batch(family, prompt_only)
+        with remembering() as memo:
+            batch(family, prompt_only)
+            again = batch(family, prompt_only)
+        assert memo.hits == len(ROWS) and memo.misses == len(ROWS)
+        assert plain.keys() == again.keys() and all(torch.equal(plain[k], again[k]) for k in plain)

@@ -91,12 +91,20 @@ def test_unknown_scenario_is_one_line_naming_the_choices(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_methods_default_to_the_published_baselines_and_all_means_every_registered_one():
+def test_methods_default_to_every_registered_one():
     from medforget.methods.registry import all_methods
-    from medforget.pipeline import DEFAULT_METHODS
 
-    assert RunConfig(preset="smoke").methods == list(DEFAULT_METHODS)
-    every = RunConfig(preset="smoke", methods=["all"]).methods
-    assert set(every) == {m.name for m in all_methods()} - {"retrain"} and set(DEFAULT_METHODS) < set(every)
+    every = {m.name for m in all_methods()} - {"retrain"}
+    assert set(RunConfig(preset="smoke").methods) == every and set(RunConfig(preset="smoke", methods=["all"]).methods) == every
+    assert RunConfig(preset="smoke", methods=["kl", "ga", "kl"]).methods == ["kl", "ga"] and RunConfig(preset="smoke", methods=[]).methods == []
     with pytest.raises(MedforgetError, match="unknown method"):
         RunConfig(preset="smoke", methods=["gaa"])
+
+
+def test_without_a_generated_world_the_defaults_leave_out_what_needs_one():
+    from medforget.methods.registry import get_method
+    from medforget.pipeline import method_list
+
+    on_data = method_list(None, world=False)
+    assert "mimic" not in on_data and "ga" in on_data and method_list(["all"], world=False) == on_data
+    assert all(not get_method(m).needs_world for m in on_data) and get_method("mimic").needs_world

@@ -40,3 +40,24 @@ def test_mean_sd_tau_and_the_oracle_interval(script):
     assert "Kendall tau 0.33" in taus[1]  # seeds 0 vs 2: kl and npo swap (one discordant pair of three)
     verdicts = script.oracle_auroc(per_seed, seeds)
     assert [v.rsplit(": ", 1)[1] for v in verdicts] == ["includes 0.5", "includes 0.5", "EXCLUDES 0.5"]
+
+
+def test_a_method_against_issue_18s_targets(script):
+    def board(mimic_leak: float, mimic_ues: float) -> dict:
+        rows = [{"model": "vanilla", "kind": "vanilla", "retain": 0.9, "general": 0.5},
+                {"model": "oracle", "kind": "oracle", "leak": 0.0, "forget": 0.2, "retain": 0.9, "general": 0.5},
+                {"model": "npo", "kind": "method", "ues_privacy": 0.8},
+                {"model": "mimic", "kind": "method", "leak": mimic_leak, "forget": 0.27, "retain": 0.88, "general": 0.49,
+                 "ues_privacy": mimic_ues}]
+        return {"leaderboards": {"privacy": {"rows": rows}}}
+
+    lines = script.targets([board(0.0, 0.9), board(0.02, 0.7)], [0, 1], "mimic")
+    text = "\n".join(lines)
+    assert "privacy seed 0: leak                 0.000   target <= 0.01: met" in text
+    assert "privacy seed 1: leak                 0.020   target <= 0.01: MISSED by 0.010" in text
+    assert "seed 0: forget               0.270   target oracle 0.200 +- 0.05: MISSED by 0.020" in text
+    assert "seed 0: retain               0.880   target >= 0.97 x vanilla 0.900: met" in text
+    assert "seed 0: general              0.490   target >= 0.99 x vanilla 0.500: MISSED by 0.005" in text
+    assert "seed 0: ues_privacy          0.900   target highest (0.900): met" in text
+    assert "seed 1: ues_privacy          0.700   target highest (0.800): MISSED by 0.100" in text
+    assert "incorrect seed 0: mimic not in this run" in text

@@ -47,30 +47,22 @@ EVAL_LIMITS = {"smoke": 40, "demo": 240, "standard": None}  # items per split ev
 FULL_SPLITS = ("general",)  # ...but these: small, and the general-capability figure must not hinge on a sample
 # Presets whose runs skip the robustness stages by default (the others run them; `--robustness` turns them on).
 # `demo` too, for now: they add about 30 s, and make demo is at 890 of its 900 s.
-ROBUSTNESS = {"smoke": False, "demo": False}
-#: The methods a run compares unless told otherwise: the published baselines whose demo figures and time
-#: budget are measured (README). Every other registered method runs by name (`--methods mimic`) or with
-#: `--methods all`; they join this list once `make demo` has room for them within its 15 minutes.
-DEFAULT_METHODS = ("ga", "grad_diff", "kl", "npo", "idk_po", "smfa")
+ROBUSTNESS = {"smoke": False}  # relearning, quantisation and probing columns: on, except for tests' smoke runs
 
 
-def default_methods() -> list[str]:
-    return list(DEFAULT_METHODS)
-
-
-def every_method() -> list[str]:
-    """Every registered unlearning method (the retrain oracle is not one: each run trains it anyway)."""
+def every_method(world: bool = True) -> list[str]:
+    """Every registered unlearning method (the retrain oracle is not one: each run trains it anyway); without
+    a generated world (`run --data`), those that work on any data."""
     from medforget.methods.registry import all_methods
 
-    return [m.name for m in all_methods() if m.name != "retrain"]
+    return [m.name for m in all_methods() if m.name != "retrain" and (world or not m.needs_world)]
 
 
-def method_list(names: list[str] | str | None) -> list[str]:
-    """`--methods` as given: None means the defaults, `all` every registered method (an empty list: none)."""
-    if names is None:
-        return default_methods()
-    names = [names] if isinstance(names, str) else list(names)
-    return every_method() if "all" in names else list(dict.fromkeys(names))
+def method_list(names: list[str] | str | None, world: bool = True) -> list[str]:
+    """`--methods` as given: None means the defaults (every registered method, as `all` does; an empty list: none)."""
+    if names is None or "all" in ([names] if isinstance(names, str) else names):
+        return every_method(world)
+    return list(dict.fromkeys([names] if isinstance(names, str) else names))
 
 
 def default_workers() -> int:
@@ -85,7 +77,7 @@ class RunConfig:
     seed: int = 0
     forget_ratio: float | None = None  # None: the preset's default
     scenarios: list[str] = field(default_factory=lambda: list(DEFAULT_SCENARIOS))
-    methods: list[str] = field(default_factory=default_methods)
+    methods: list[str] = field(default_factory=every_method)  # `--methods NAME` picks
     model: str | None = None  # a checkpoint (path or hub id) to fine-tune instead of the embedded default
     model_size: str = "tiny"
     eval_limit: int | None = -1  # -1: the preset's default
@@ -263,16 +255,19 @@ class Runner:
         if workers <= 1:
             import torch
 
+            from medforget.data.memo import remembering
+
             default = torch.get_num_threads()
-            for name in todo:
-                stage = self.stages[name]
-                fresh, began = self._begin(stage), time.perf_counter()
-                _stage_state(self.threads(name) if stage.heavy else default)
-                try:
-                    info = stage.job(fresh, report=report(name))
-                finally:
-                    torch.set_num_threads(default)
-                self._finish(stage, info, time.perf_counter() - began)
+            with remembering():
+                for name in todo:
+                    stage = self.stages[name]
+                    fresh, began = self._begin(stage), time.perf_counter()
+                    _stage_state(self.threads(name) if stage.heavy else default)
+                    try:
+                        info = stage.job(fresh, report=report(name))
+                    finally:
+                        torch.set_num_threads(default)
+                    self._finish(stage, info, time.perf_counter() - began)
             return
         running: dict[Future, tuple[Stage, float]] = {}
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -297,16 +292,20 @@ class Runner:
 
 
 def _in_worker(job: Job, fresh: bool, threads: int) -> dict | None:
-    """A stage in a worker process: its thread share, and no per-file progress bars (the parent logs stages)."""
+    """A stage in a worker process: its thread share, no per-file progress bars (the parent logs stages), and
+    the formatting memo, which the worker keeps for the later stages it runs."""
     import warnings
 
     from transformers.utils import logging as hf_logging
+
+    from medforget.data import memo
 
     os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
     _stage_state(threads)
+    memo.enable()
     return job(fresh)
 
 

@@ -17,7 +17,7 @@ from medforget.errors import MedforgetError
 def run(
     out: Path = typer.Option(..., "--out", help="Run folder (created, or resumed when it exists)."),
     preset: Optional[str] = typer.Option(None, help="smoke, demo or standard (default demo)."),
-    methods: list[str] = typer.Option([], "--methods", help="Unlearning methods to compare (repeat; 'all': every registered method; default: the published baselines ga, grad_diff, kl, npo, idk_po, smfa)."),
+    methods: list[str] = typer.Option([], "--methods", help="Unlearning methods to compare (repeat; 'all': every registered method; default: every registered method; with --data, those that need no generated world)."),
     scenarios: list[str] = typer.Option([], "--scenario", help="privacy, incorrect, or both (one model forgets both sets); repeat for several (default: privacy and incorrect, each against its own oracle)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Stages run side by side, each in its own process (default 2 on a machine with 2 or more cores; 1 runs them one after another with progress bars)."),
     model: Optional[str] = typer.Option(None, "--model", help="Fine-tune this checkpoint (path or hub id) instead of the embedded default."),
@@ -39,7 +39,7 @@ def run(
         with user_errors():
             if model is None:
                 raise MedforgetError("--data needs --model: the checkpoint to audit and unlearn")
-            _run_on_data(data, model, method_list(methods or None), out, overrides, force, workers or 1, oracle)
+            _run_on_data(data, model, method_list(methods or None, world=False), out, overrides, force, workers or 1, oracle)
         return
     if oracle is not None:
         with user_errors():

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from transformers import ProcessorMixin
 
+from medforget.data import memo
 from medforget.errors import MedforgetError
 
 IGNORE_INDEX = -100
@@ -83,12 +84,25 @@ def format_example(
     *,
     prompt_only: bool = False,
 ) -> Example:
-    """Model inputs for one row; ``prompt_only`` stops at the assistant generation prompt and has no labels."""
+    """Model inputs for one row; ``prompt_only`` stops at the assistant generation prompt and has no labels.
+    Inside `medforget run` a row formatted before in the same process comes from ``data.memo``."""
     if len(images) != len(row["scan_ids"]):
         raise FormattingError(f"row {row['id']}: {len(row['scan_ids'])} scan_ids but {len(images)} images given")
     if getattr(processor, "chat_template", None) is None:
         raise FormattingError(f"{type(processor).__name__} has no chat template: medforget formats rows through it")
     rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+    remembered = memo.active()
+    key = remembered.key(processor, row, rgb, prompt_only) if remembered else None
+    if key is not None:
+        example = remembered.get(key)
+        if example is None:
+            example = _format(processor, row, rgb, prompt_only)
+            remembered.put(key, example)
+        return example
+    return _format(processor, row, rgb, prompt_only)
+
+
+def _format(processor: ProcessorMixin, row: Mapping[str, Any], rgb: list[Image.Image], prompt_only: bool) -> Example:
     prompt = processor.apply_chat_template(conversation(row, len(rgb), False), add_generation_prompt=True)
     prompt_tokens, vision = _encode(processor, prompt, rgb)
     per_sample = per_sample_keys(processor) if vision else frozenset()

@@ -55,6 +55,7 @@ class Method(ABC):
     needs_reference: ClassVar[bool] = False  # a frozen copy of the fine-tuned model
     train_defaults: ClassVar[TrainConfig | None] = None  # None: derived from the fine-tuned model's record
     training_free: ClassVar[bool] = False  # edits the weights without an optimiser (train_defaults only size its batches)
+    needs_world: ClassVar[bool] = False  # reads a generated world (pretraining-only patients, record fields): not for `run --data`
 
     def default_config(self, vanilla: dict) -> TrainConfig:
         """Training options before `--set` overrides; `vanilla` is the fine-tuned model's training record.

@@ -158,6 +158,7 @@ class Mimic(LossMethod):
     Params = MimicParams
     needs_retain = True
     needs_reference = True
+    needs_world = True  # strangers come from the world's pretraining-only patients
     train_defaults = TrainConfig(epochs=2, batch_size=16, lr=5e-4, save_every=50)
 
     def strangers(self, job: Job, rows: list[dict], seed: int, avoid: set[str]) -> list[dict]:

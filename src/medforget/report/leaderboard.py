@@ -31,6 +31,9 @@ PRIVACY_COLUMNS: tuple[Column, ...] = (
            "verbatim (forget_privacy, exact leak rate); 0 is ideal"),
     Column("mia_auroc", "MIA AUROC", "AUROC of the Min-K%++ membership attack telling forgotten patients' answers "
            "from never-seen patients' (holdout); 0.5 cannot tell them apart; match the oracle"),
+    Column("forget_well_formed", "forget well-formed", "share of the generated answers about forgotten patients that "
+           "do not refuse and are a well-formed value of the field asked (a date for a birth date, a known blood type, "
+           "...), right or wrong; the oracle answers strangers so, a method that emits gibberish does not"),
     Column("forget_quality", "forget quality", "p-value of the KS test between the model's and the oracle's "
            "truth ratios on forget_privacy MCQs; near 1 looks like the oracle, tiny values do not", "pvalue"),
     Column("sibling", "siblings", "MCQ accuracy on the forget request's siblings (their items in retain): the hospital's "
@@ -207,7 +210,7 @@ def leaderboard_rows(
             "forget": split("forget_privacy", "mcq_acc"), "test_forget": split("test_forget", "mcq_acc_privacy"),
             "leak": split("forget_privacy", "leak_exact"),
             "mia_auroc": ((metrics.get("membership") or {}).get("min_k_pp") or {}).get("auroc"),
-            "forget_quality": fq.get("forget_privacy"),
+            "forget_quality": fq.get("forget_privacy"), "forget_well_formed": split("forget_privacy", "well_formed"),
             "sibling": (metrics.get("siblings") or {}).get("mcq_acc"), "sibling_leak": (metrics.get("siblings") or {}).get("leak_exact"),
             "corrupted": split("forget_incorrect", "incorrect_rate_mcq"), "true": split("forget_incorrect", "true_rate_mcq"),
             "corrupted_gen": split("forget_incorrect", "incorrect_rate_gen"),
