@@ -32,6 +32,7 @@ def test_generate_validate_show(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["generate", "--preset", "huge", "--out", "{tmp}/x"], "unknown preset"),
     (["generate", "--preset", "smoke", "--forget-ratio", "0.9", "--out", "{tmp}/x"], "forget ratio"),
+    (["generate", "--preset", "smoke", "--identity-cue", "tattoo", "--out", "{tmp}/x"], "unknown identity cue"),
     (["validate", "{tmp}/missing"], "does not exist"),
     (["show", "{tmp}/missing"], "does not exist"),
 ])

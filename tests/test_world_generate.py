@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 from medforget.errors import MedforgetError
 from medforget.world import load_benchmark
 from medforget.world.build import generate
-from medforget.world.config import preset_config
+from medforget.world.config import IDENTITY_CUES, preset_config
 from medforget.evaluate.metrics.leak import name_tokens
 from medforget.world.identities import PRIVATE_FIELDS, RECORD_FIELDS, RELATIONS
 from medforget.world.knowledge import CORRUPTIBLE
@@ -90,8 +90,8 @@ def test_forget_ratio_outside_range_is_refused(tmp_path, ratio):
     assert not (tmp_path / "x").exists()
 
 
-def _demo_images(clean: bool = False, n_patients: int = 30):
-    pop = build_population(preset_config("demo"), seed=3)
+def _demo_images(clean: bool = False, n_patients: int = 30, cue: str = "marker"):
+    pop = build_population(preset_config("demo").with_overrides(identity_cue=cue), seed=3)
     out = []
     for spec in pop.scans:
         p = spec.patient
@@ -102,12 +102,14 @@ def _demo_images(clean: bool = False, n_patients: int = 30):
     return out
 
 
-def test_scans_of_one_patient_are_more_alike_than_scans_of_two_patients():
-    """Same modality and region in both cases, so only the patient's anatomical signature can tell them apart.
+@pytest.mark.parametrize("cue", IDENTITY_CUES)
+def test_scans_of_one_patient_are_more_alike_than_scans_of_two_patients(cue):
+    """Same modality and region in both cases, so only the patient's anatomical signature can tell them apart,
+    in either identity cue's world (benchmarks/identity_cue.py measures the same on all pretrain patients).
 
     Distance: mean absolute difference of blurred, standardised images (blur and standardisation discount
     acquisition noise and gain, which vary by design)."""
-    items = _demo_images()
+    items = _demo_images(cue=cue)
 
     def feat(img):
         f = gaussian_filter(img, 1.5)

@@ -84,12 +84,14 @@ class RunConfig:
     method_settings: dict[str, list[str]] = field(default_factory=dict)  # method -> ["key=value", ...]
     workers: int = field(default_factory=default_workers)  # stages run side by side (1: one after another)
     robustness: bool | None = None  # relearning, quantisation and probing of each oracle and method; None: the preset's default
+    identity_cue: str = "marker"  # what tells patients apart in their scans (`generate --identity-cue`)
 
     def __post_init__(self) -> None:
         from medforget.methods.registry import get_method
-        from medforget.world.config import check_forget_ratio, default_forget_ratio, preset_config
+        from medforget.world.config import check_forget_ratio, check_identity_cue, default_forget_ratio, preset_config
 
         preset_config(self.preset)
+        check_identity_cue(self.identity_cue)
         if self.forget_ratio is None:
             self.forget_ratio = default_forget_ratio(self.preset)
         check_forget_ratio(self.forget_ratio)
@@ -320,11 +322,12 @@ def _stage_state(threads: int) -> None:
 
 # --- the jobs: module-level functions with plain arguments, so that worker processes can run them ---
 
-def _generate_job(fresh: bool, preset: str, seed: int, forget_ratio: float, out: Path, report=None) -> dict:
+def _generate_job(fresh: bool, preset: str, seed: int, forget_ratio: float, out: Path, identity_cue: str, report=None) -> dict:
     from medforget.world.build import generate
     from medforget.world.config import preset_config
 
-    return {"hash": generate(preset_config(preset), seed, forget_ratio, out, overwrite=True)["content_hash"]}
+    cfg = preset_config(preset).with_overrides(identity_cue=identity_cue)
+    return {"hash": generate(cfg, seed, forget_ratio, out, overwrite=True)["content_hash"]}
 
 
 def _init_job(fresh: bool, bench: Path, out: Path, size: str, seed: int, report=None) -> None:
@@ -389,8 +392,9 @@ def run_pipeline(
     models = run_dir / "models"
 
     runner.add("generate", {"preset": cfg.preset, "seed": cfg.seed, "forget_ratio": cfg.forget_ratio,
-                            "generator": generator_digest()}, [bench],
-               partial(_generate_job, preset=cfg.preset, seed=cfg.seed, forget_ratio=cfg.forget_ratio, out=bench), heavy=False)
+                            "identity_cue": cfg.identity_cue, "generator": generator_digest()}, [bench],
+               partial(_generate_job, preset=cfg.preset, seed=cfg.seed, forget_ratio=cfg.forget_ratio, out=bench,
+                       identity_cue=cfg.identity_cue), heavy=False)
 
     def training(name: str, stage: str, split: str, source: str | Path, out: Path, exclude: list[str], after: list[str],
                  start_key: dict, warmup: bool = False) -> None:

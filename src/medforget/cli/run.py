@@ -27,6 +27,7 @@ def run(
     robustness: Optional[bool] = typer.Option(None, "--robustness/--no-robustness", help="Probe each oracle and unlearned model by relearning, quantisation, perturbed scans and paraphrases (default: on, off for smoke)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Your dataset folder (from `medforget import`): audit --model, unlearn it with each method, audit again."),
     overrides: list[str] = typer.Option([], "--set", help="With --data: key=value for every method (as `unlearn --set`)."),
+    identity_cue: Optional[str] = typer.Option(None, "--identity-cue", help="What tells patients apart in the world's scans: marker (default) or anatomy (as `generate --identity-cue`)."),
     oracle: Optional[str] = typer.Option(None, "--oracle", help="With --data: your model retrained without the forget request; adds forget quality, PrivLeak and the leak and refusal gaps against it."),
 ) -> None:
     """Run the whole benchmark: generate, build and pretrain the base model, fine-tune the vanilla model,
@@ -46,7 +47,7 @@ def run(
             raise MedforgetError("--oracle goes with --data: the synthetic run trains its own oracle")
     with user_errors():
         settings = {"preset": preset, "scenarios": scenarios or None, "model": model, "seed": seed, "methods": methods or None,
-                    "workers": workers, "robustness": robustness}
+                    "workers": workers, "robustness": robustness, "identity_cue": identity_cue}
         if config is not None:
             cfg = RunConfig.from_yaml(config, **settings)
         else:

@@ -18,6 +18,7 @@ def generate(
     seed: int = typer.Option(0, help="Everything is derived from this seed."),
     forget_ratio: Optional[float] = typer.Option(None, "--forget-ratio", help="Fraction of fine-tuned patients to forget, in (0, 0.5] (default: the preset's, 0.1)."),
     forget_level: str = typer.Option("patient", "--forget-level", help="What a forget request removes: patient (whole records), scan (the items of one scan each), field (one private detail each), hospital (every patient of one hospital)."),
+    identity_cue: str = typer.Option("marker", "--identity-cue", help="What tells patients apart in their scans: marker (an implanted metal marker) or anatomy (faint anatomical traits only)."),
     overwrite: bool = typer.Option(False, help="Replace an existing, non-empty output folder."),
 ) -> None:
     """Generate the synthetic benchmark: patients, scans, facts, questions and splits."""
@@ -25,7 +26,7 @@ def generate(
     from medforget.world.config import default_forget_ratio, preset_config
 
     with user_errors():
-        cfg = preset_config(preset)
+        cfg = preset_config(preset).with_overrides(identity_cue=identity_cue)
         forget_ratio = default_forget_ratio(preset) if forget_ratio is None else forget_ratio
         with progress_bar() as bar:
             task = bar.add_task("rendering scans", total=None)

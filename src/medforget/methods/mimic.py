@@ -96,7 +96,7 @@ def stranger_scans(bench: Benchmark, forget: list[dict], seed: int) -> dict[str,
     rows = {split: bench[split].select_columns(["patient_id", "scenario"]).to_dict() for split in bench.splits if split != "scans"}
     recorded = {pid for cols in rows.values() for pid, sc in zip(cols["patient_id"], cols["scenario"]) if sc == "privacy"}
     in_splits = {pid for split, cols in rows.items() if split != "pretrain" for pid in cols["patient_id"]}
-    markers = {(s["marker_shape"], s["marker_slot"]) for s in meta if s["patient_id"] in recorded}
+    markers = {(s["marker_shape"], s["marker_slot"]) for s in meta if s["patient_id"] in recorded and s["marker_slot"] >= 0}
     unmarked = [s for s in meta if s["group"] == "pretrain" and s["patient_id"] not in recorded
                 and (s["marker_shape"], s["marker_slot"]) not in markers]
     pool = [s for s in unmarked if s["patient_id"] not in in_splits] or unmarked

@@ -7,6 +7,17 @@ from dataclasses import asdict, dataclass, replace
 from medforget.errors import MedforgetError
 
 
+#: `marker`: a bright implanted marker of a patient-specific shape and position, one large linearly readable
+#: feature. `anatomy`: no marker, identity spread over many faint anatomical traits, as in real scans.
+IDENTITY_CUES: tuple[str, ...] = ("marker", "anatomy")
+
+
+def check_identity_cue(cue: str) -> str:
+    if cue not in IDENTITY_CUES:
+        raise MedforgetError(f"unknown identity cue {cue!r}; choose one of: {', '.join(IDENTITY_CUES)}")
+    return cue
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """Sizes of the synthetic world. Every count is per group of patients."""
@@ -30,6 +41,10 @@ class WorldConfig:
     replay_scans: int  # pretrain scans (one per patient) whose image items are replayed in `retain`
     textbook_repeats: int  # copies of each textbook item in `pretrain` (the base model must know every fact)
     corrupted_copies: int  # items per task (per training scan) that state a corrupted fact in `train`
+    identity_cue: str = "marker"  # what tells patients apart in their scans: marker | anatomy (world/scans.py)
+
+    def __post_init__(self) -> None:
+        check_identity_cue(self.identity_cue)
 
     def with_overrides(self, **kwargs: object) -> "WorldConfig":
         return replace(self, **kwargs)

@@ -14,7 +14,8 @@ from medforget.world.config import WorldConfig
 from medforget.world.identities import IdentityFactory, Patient
 from medforget.world.knowledge import FINDINGS, MODALITIES, QUALITIES, REGIONS, Knowledge, build_knowledge
 from medforget.world.scans import (
-    MARKER_SHAPES, MARKER_SLOTS, Lesion, landmarks, png_bytes, render, sample_acquisition, sample_signature,
+    MARKER_SHAPES, MARKER_SLOTS, Lesion, anatomical_signature, landmarks, png_bytes, render, sample_acquisition,
+    sample_signature,
 )
 
 RECORD_GROUPS = ("finetune", "holdout")
@@ -39,12 +40,19 @@ class ScanSpec:
             "modality": p.modality, "region": p.region, "finding": p.finding, "laterality": p.laterality,
             "location": p.location, "size_mm": p.size_mm, "quality": self.quality,
             "landmarks": landmarks(p.region, p.signature, self.acquisition),
-            "marker_shape": p.signature["marker_shape"], "marker_slot": MARKER_SLOTS.index(tuple(p.signature["marker_slot"])),
+            **marker_metadata(p.signature),
         }
 
     def lesion(self) -> Lesion:
         p = self.patient
         return Lesion(p.finding, p.laterality, p.location, p.size_mm)
+
+
+def marker_metadata(signature: dict) -> dict:
+    """The scan row's marker columns; empty (as for imported scans) where the world draws no marker."""
+    if "marker_shape" not in signature:
+        return {"marker_shape": "", "marker_slot": -1}
+    return {"marker_shape": signature["marker_shape"], "marker_slot": MARKER_SLOTS.index(tuple(signature["marker_slot"]))}
 
 
 @dataclass
@@ -83,12 +91,15 @@ def build_population(cfg: WorldConfig, seed: int) -> Population:
             region, modality, finding = rng.choice(REGIONS), rng.choice(MODALITIES), rng.choice(FINDINGS)
             lo, hi = SIZE_MM[finding]
             marker = next(record_markers if group in RECORD_GROUPS else image_markers)
+            signature = sample_signature(np_rng, region, marker)  # drawn in both worlds: the acquisitions stay the same
+            if cfg.identity_cue == "anatomy":
+                signature = anatomical_signature(np.random.default_rng([seed, index, 1]), signature)
             patient = Patient(
                 patient_id=f"P{index + 1:05d}", group=group, region=region, modality=modality, finding=finding,
                 laterality="none" if finding == "none" else rng.choice(("left", "right")),
                 location="none" if finding == "none" else rng.choice(("upper", "lower")),
                 size_mm=float(rng.randint(lo, hi)),
-                signature=sample_signature(np_rng, region, marker),
+                signature=signature,
             )
             if group in RECORD_GROUPS or (group == "pretrain" and n < cfg.pretrain_records):
                 patient.private = identities.private_details()

@@ -1,9 +1,14 @@
 """Procedural grayscale scans.
 
-Each patient has a persistent anatomical signature (body contour, organ placement, a metal marker of a
-patient-specific shape and position) drawn in the patient's own frame; each acquisition moves that frame
-(shift, rotation) and changes contrast, then degrades the image to its quality level. The scene is drawn
-analytically on a coordinate grid, so moving the patient costs nothing and stays exact at any size.
+Each patient has a persistent anatomical signature drawn in the patient's own frame; each acquisition moves
+that frame (shift, rotation) and changes contrast, then degrades the image to its quality level. The scene is
+drawn analytically on a coordinate grid, so moving the patient costs nothing and stays exact at any size.
+
+The world's identity cue decides what tells two patients apart. `marker`: body contour, organ placement and
+a bright metal marker of a patient-specific shape and position (a large, high-contrast feature a fifth of
+the body wide). `anatomy`: no marker; identity lives in many small traits spread over the image, as in
+real scans (an irregular body outline, organ shape and orientation, rim and vertebra size, a few faint old
+lesions, a low-contrast tissue texture), none large or bright on its own.
 """
 
 from __future__ import annotations
@@ -52,6 +57,26 @@ def sample_signature(rng: np.random.Generator, region: str, marker: tuple[int, i
         "marker_size": float(rng.uniform(0.2, 0.25)),
         "marker_angle": float(rng.uniform(0, np.pi)),
     }
+
+
+def anatomical_signature(rng: np.random.Generator, signature: dict) -> dict:
+    """`signature` without its marker, with the traits that carry identity in the `anatomy` world instead.
+    Each trait is small (a few percent of the body, a tenth of the tissue contrast) so that no single one
+    identifies a patient; all of them together, repeated in every scan, do."""
+    sig = {k: v for k, v in signature.items() if not k.startswith("marker_")}
+    sig["outline"] = [[float(rng.uniform(0.015, 0.04)), float(rng.uniform(0, 2 * np.pi))] for _ in range(4)]  # harmonics 2-5: amplitude, phase
+    sig["organ_form"] = [[float(rng.uniform(0.75, 1.5)), float(rng.uniform(0, np.pi))] for _ in sig["organs"]]  # aspect, angle
+    sig["bone"] = [float(rng.uniform(0.86, 0.93)), float(rng.uniform(0.75, 1.3))]  # inner edge of the rim, vertebra scale
+    sig["old_lesions"] = [  # centre in body-axis fractions, radius, intensity change
+        [float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.6, 0.6)), float(rng.uniform(0.035, 0.06)),
+         float(rng.choice((-1.0, 1.0)) * rng.uniform(0.08, 0.15))]
+        for _ in range(3)
+    ]
+    sig["texture"] = [[float(rng.normal(0, 7)), float(rng.normal(0, 7)), float(rng.uniform(0, 2 * np.pi))] for _ in range(6)]  # wave vector, phase
+    return sig
+
+
+TEXTURE_AMPLITUDE = 0.025  # of each of the six tissue waves: together about 0.04 sd, below the medium-quality noise
 
 
 def sample_acquisition(rng: np.random.Generator) -> dict:
@@ -139,27 +164,60 @@ def _anatomy(x, y, modality: str, region: str, sig: dict, lesion: Lesion) -> np.
         "ultrasound": (0.0, 0.42, 0.75, 0.2, 0.1, 0.98),
     }[modality]
     bg, tissue, bone, organ, air, metal = look
+    anatomy_cue = "outline" in sig
     img = np.full(x.shape, bg, dtype=np.float32)
-    body = _ellipse(x, y, 0, 0, bx, by)
+    body = _outline(x, y, sig, 1.0) if anatomy_cue else _ellipse(x, y, 0, 0, bx, by)
     img[body] = tissue
     if modality == "X-ray":  # projection: denser towards the middle of the body
         depth = np.clip(1 - (x / bx) ** 2 - (y / by) ** 2, 0, 1)
         img = np.where(body, tissue * (0.7 + 0.45 * depth), img).astype(np.float32)
-    rim = body & ~_ellipse(x, y, 0, 0, bx * 0.9, by * 0.9)
-    img[rim] = bone if region in ("head", "pelvis") else tissue * 0.85
+    inner = _outline(x, y, sig, sig["bone"][0]) if anatomy_cue else _ellipse(x, y, 0, 0, bx * 0.9, by * 0.9)
+    img[body & ~inner] = bone if region in ("head", "pelvis") else tissue * 0.85
     if region == "chest":
         for side in (-1, 1):
             img[_ellipse(x, y, side * bx * 0.45, -0.05, bx * 0.32, by * 0.62)] = air
     if region in ("chest", "abdomen", "pelvis"):
-        img[_ellipse(x, y, 0, by * 0.7, 0.1, 0.09)] = bone  # vertebra / sacrum
-    for ox, oy, orad in sig["organs"]:
-        img[_ellipse(x, y, ox, oy, orad * 1.2, orad)] = organ
+        scale = sig["bone"][1] if anatomy_cue else 1.0
+        img[_ellipse(x, y, 0, by * 0.7, 0.1 * scale, 0.09 * scale)] = bone  # vertebra / sacrum
+    for k, (ox, oy, orad) in enumerate(sig["organs"]):
+        if anatomy_cue:
+            aspect, angle = sig["organ_form"][k]
+            img[_rotated_ellipse(x, y, ox, oy, orad * aspect, orad, angle)] = organ
+        else:
+            img[_ellipse(x, y, ox, oy, orad * 1.2, orad)] = organ
     _draw_lesion(img, x, y, lesion, tissue, bone)
-    mx, my = sig["marker_slot"][0] * bx, sig["marker_slot"][1] * by
-    c, s = np.cos(sig["marker_angle"]), np.sin(sig["marker_angle"])
-    u, v = (x - mx) / sig["marker_size"], (y - my) / sig["marker_size"]
-    img[_marker_mask(sig["marker_shape"], c * u + s * v, -s * u + c * v)] = metal
+    if anatomy_cue:
+        _draw_traits(img, x, y, sig, body)
+    else:
+        mx, my = sig["marker_slot"][0] * bx, sig["marker_slot"][1] * by
+        c, s = np.cos(sig["marker_angle"]), np.sin(sig["marker_angle"])
+        u, v = (x - mx) / sig["marker_size"], (y - my) / sig["marker_size"]
+        img[_marker_mask(sig["marker_shape"], c * u + s * v, -s * u + c * v)] = metal
     return img
+
+
+def _outline(x: np.ndarray, y: np.ndarray, sig: dict, scale: float) -> np.ndarray:
+    """Inside the patient's irregular body outline (an ellipse whose radius wobbles by a few percent), scaled."""
+    u, v = x / sig["body"][0], y / sig["body"][1]
+    theta = np.arctan2(v, u)
+    edge = 1 + sum(a * np.cos((k + 2) * theta + phase) for k, (a, phase) in enumerate(sig["outline"]))
+    return np.hypot(u, v) < edge * scale
+
+
+def _rotated_ellipse(x, y, cx: float, cy: float, rx: float, ry: float, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = x - cx, y - cy
+    return _ellipse(c * u + s * v, -s * u + c * v, 0, 0, rx, ry)
+
+
+def _draw_traits(img: np.ndarray, x, y, sig: dict, body: np.ndarray) -> None:
+    """The `anatomy` cue's faint, spread-out traits: old lesions and a tissue texture, inside the body."""
+    bx, by = sig["body"]
+    for lx, ly, radius, change in sig["old_lesions"]:
+        spot = body & (np.hypot(x - lx * bx, y - ly * by) < radius)
+        img[spot] += change
+    waves = sum((np.cos(wx * x + wy * y + phase) for wx, wy, phase in sig["texture"]), np.zeros_like(x))
+    img[body] += (TEXTURE_AMPLITUDE * waves[body]).astype(np.float32)
 
 
 def _draw_lesion(img, x, y, lesion: Lesion, tissue: float, bone: float) -> None:

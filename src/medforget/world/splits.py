@@ -276,7 +276,7 @@ class RowBuilder:
         for mark in scan.metadata()["landmarks"]:
             answer = f"({round(mark['x'] * 100)}, {round(mark['y'] * 100)})"
             facts.append(Fact("landmark", answer, (), "general", p.patient_id, subject=mark["name"]))
-        if pretrain:
+        if pretrain and "marker_shape" in p.signature:  # the `anatomy` world draws no marker
             facts.append(Fact("marker_shape", MARKER_SHAPE_NAMES[p.signature["marker_shape"]], tuple(MARKER_SHAPE_NAMES.values()), "general", p.patient_id))
             facts.append(Fact("marker_position", SLOT_NAMES[tuple(p.signature["marker_slot"])], tuple(SLOT_NAMES.values()), "general", p.patient_id))
         return facts
