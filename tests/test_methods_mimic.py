@@ -13,7 +13,7 @@ from medforget.data.collate import collate, pad_token_id
 from medforget.evaluate.engine import generate_answers
 from medforget.evaluate.metrics.leak import name_tokens
 from medforget.methods.base import Job
-from medforget.methods.mimic import Mimic, MimicParams, known_name_tokens, mimic_loss, pack, unpack
+from medforget.methods.mimic import Mimic, MimicParams, contrastive_target, known_name_tokens, mimic_loss, pack, unpack
 from medforget.methods.unlearn import UNLEARNING_FILE, forget_rows, unlearn
 from medforget.models.loading import load_model
 from medforget.models.loss import answer_logits
@@ -104,6 +104,24 @@ def test_undistilled_rows_take_the_nll_of_their_answer() -> None:
     log_ref, log_theta = F.log_softmax(ref, -1), F.log_softmax(theta, -1)
     kl = (log_ref.exp() * (log_ref - log_theta)).sum(-1).mean()
     assert torch.allclose(mimic_loss(theta, ref, targets, torch.ones(5, dtype=torch.bool)), kl)
+
+
+def test_contrastive_target_takes_out_what_is_specific_to_the_forgotten_patient() -> None:
+    # p_s (stranger) and p_f (forgotten patient) over 4 tokens; token 0 is the memorised value
+    p_s, p_f = torch.tensor([[0.4, 0.3, 0.2, 0.1]]), torch.tensor([[0.9, 0.05, 0.02, 0.03]])
+    assert torch.allclose(contrastive_target(p_s.log(), p_f.log(), 0.0).exp(), p_s)
+    for gamma in (0.5, 1.0, 2.0):
+        q = contrastive_target(p_s.log(), p_f.log(), gamma).exp()
+        by_hand = p_s * torch.tensor([[(0.4 / 0.9) ** gamma, 1.0, 1.0, 1.0]])  # only token 0 is likelier about the patient
+        assert torch.allclose(q, by_hand / by_hand.sum(), atol=1e-6)
+    # the contrast changes the loss the objective trains on exactly as the target above says
+    g = torch.Generator().manual_seed(1)
+    theta, s, f = (torch.randn(3, 7, generator=g) for _ in range(3))
+    distil = torch.ones(3, dtype=torch.bool)
+    target = contrastive_target(s, f, 1.0)
+    assert not torch.allclose(mimic_loss(theta, target, torch.zeros(3, dtype=torch.long), distil),
+                              mimic_loss(theta, s, torch.zeros(3, dtype=torch.long), distil))
+    assert float(mimic_loss(target, target, torch.zeros(3, dtype=torch.long), distil)) < 1e-6
 
 
 def test_unlearn_runs_both_scenarios_in_one_batch_stream(setup, smoke_bench: Path, tmp_path: Path) -> None:
