@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from medforget.data.collate import collate, pad_token_id
 from medforget.evaluate.engine import generate_answers
 from medforget.evaluate.metrics.leak import name_tokens
-from medforget.methods.base import Job
-from medforget.methods.mimic import Mimic, MimicParams, known_name_tokens, mimic_loss, pack, unpack
+from medforget.methods.base import Job, sequence_logprob
+from medforget.methods.mimic import OWN, Mimic, MimicParams, known_name_tokens, mimic_loss, pack, unpack
+from medforget.methods.simnpo import simnpo_loss
 from medforget.methods.unlearn import UNLEARNING_FILE, forget_rows, unlearn
 from medforget.models.loading import load_model
-from medforget.models.loss import answer_logits
+from medforget.models.loss import answer_logits, answer_token_counts
 from medforget.models.tiny import build_tiny_model
 from medforget.train.config import TrainConfig
 from medforget.train.examples import format_rows
@@ -104,6 +105,29 @@ def test_undistilled_rows_take_the_nll_of_their_answer() -> None:
     log_ref, log_theta = F.log_softmax(ref, -1), F.log_softmax(theta, -1)
     kl = (log_ref.exp() * (log_ref - log_theta)).sum(-1).mean()
     assert torch.allclose(mimic_loss(theta, ref, targets, torch.ones(5, dtype=torch.bool)), kl)
+
+
+def test_the_forgotten_answers_are_the_ones_pushed_down(setup) -> None:
+    bench, job, model, processor, pairs = setup
+    forgotten = {r["id"]: r["answer"] for r in job.forget if not r["is_incorrect"]}
+    own = [(real, cf) for real, cf, kind in pairs if kind == OWN]
+    # exactly one pushed-down path per forgotten item (its right option, or its own answer), with that answer
+    assert sorted(real["id"] for real, _ in own) == sorted(forgotten)
+    assert all(real["answer"] == cf["answer"] == forgotten[real["id"]] for real, cf in own)
+    # the objective adds npo * SimNPO over those paths only
+    pad = pad_token_id(processor)
+    chosen = own[:3] + [(real, cf) for real, cf, kind in pairs if kind == 1][:3]
+    kinds = [OWN] * 3 + [1] * 3
+    real_ex, cf_ex = (format_rows(bench, [c[i] for c in chosen], processor) for i in (0, 1))
+    batch = {"forget": collate([pack(a, b, k) for a, b, k in zip(real_ex, cf_ex, kinds)], pad_token_id=pad),
+             "retain": collate(real_ex[:2], pad_token_id=pad)}
+    with torch.no_grad():
+        base, logs0 = Mimic().objective(model, batch, model, MimicParams(npo=0.0))
+        pushed, logs = Mimic().objective(model, batch, model, MimicParams(npo=2.0))
+        real = unpack(batch["forget"])[0]
+        by_hand = simnpo_loss(sequence_logprob(model, real)[:3], answer_token_counts(real)[:3].float(), 2.5, 0.0)
+    assert "npo" not in logs0 and abs(logs["npo"] - float(by_hand)) < 1e-5
+    assert torch.allclose(pushed - base, 2.0 * by_hand, atol=1e-5)
 
 
 def test_unlearn_runs_both_scenarios_in_one_batch_stream(setup, smoke_bench: Path, tmp_path: Path) -> None:

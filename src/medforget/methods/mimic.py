@@ -8,9 +8,12 @@ a pretraining-only patient with no record), and the frozen fine-tuned model's to
 counterfactual question become the target on the real one. Targets run along every MCQ option (what MCQ
 scoring and truth ratios read), along the item's own answer (what membership attacks read) and along the
 frozen model's greedy answer to the counterfactual (what generation shows). Per answer token,
-L = KL(p_ref(. | x_stranger, y<t) || p_theta(. | x_forget, y<t)) + alpha * KL(p_ref || p_theta) on retain.
-A corrupted fact has no stranger: the oracle says the textbook answer, so those rows are trained toward
-their `true_answer` (NLL), with the same retain term.
+L = KL(p_ref(. | x_stranger, y<t) || p_theta(. | x_forget, y<t)) + alpha * KL(p_ref || p_theta) on retain,
+plus npo * SimNPO on the forgotten answers themselves (each MCQ's right option, each item's own answer):
+the frozen model has memorised the value strings, so that it states or completes them about a stranger as
+well, and the stranger target alone keeps part of the memory (forget MCQ 0.51 against the oracle's 0.18
+on demo). A corrupted fact has no stranger: the oracle says the textbook answer, so those rows are trained
+toward their `true_answer` (NLL), with the same retain term.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from medforget.methods.base import Job, Logs, LossMethod, at_least
 from medforget.methods.kl import kl_ref_theta
 from medforget.methods.registry import register
 from medforget.methods.relabel import preferred
+from medforget.methods.simnpo import simnpo_loss
 from medforget.models.loading import load_model
 from medforget.models.loss import answer_logits
 from medforget.train.config import TrainConfig
@@ -41,7 +45,8 @@ from medforget.world.storage import Benchmark, ImageCache
 
 CF = "cf."  # keys of the counterfactual (stranger) half of a packed example
 ANSWER_MASK = "answer_mask"
-DISTIL = "distil"  # 1: distil toward the frozen model on the stranger; 0: NLL of the example's own answer
+DISTIL = "distil"  # 0: NLL of the example's own answer; 1: distil toward the frozen model on the stranger;
+OWN = 2  # distil, along the forgotten answer itself (pushed down as well when `npo` > 0)
 PERSON_FIELDS = ("full_name", "next_of_kin", "attending_physician")  # fields whose values name people
 
 
@@ -50,9 +55,11 @@ class MimicParams:
     alpha: float = 1.0  # weight of the retain KL
     answer_path: bool = True  # also distil along each open/cloze item's own (forgotten) answer
     fact_repeats: int = 4  # passes over each corrupted fact per epoch (a record item has 2 to 4 target paths)
+    npo: float = 2.0  # weight of a SimNPO term (beta 2.5, no margin) on the forgotten answers themselves
 
     def __post_init__(self) -> None:
         at_least("alpha", self.alpha, 0)
+        at_least("npo", self.npo, 0)
         at_least("fact_repeats", self.fact_repeats, 1)
 
 
@@ -125,11 +132,11 @@ def counterfactual(row: dict, names: dict[str, str], real_names: dict[str, str],
     return {**row, "question": question, "scan_ids": [scans[s] for s in row["scan_ids"]]}
 
 
-def pack(real: Example, cf: Example, distil: bool) -> Example:
+def pack(real: Example, cf: Example, kind: int) -> Example:
     """One example with the forget question (usual keys) and its counterfactual (`cf.` keys), same answer."""
     tokens = {**real.tokens, **{CF + k: v for k, v in cf.tokens.items() if k != "labels"}}
     tokens[CF + ANSWER_MASK] = (cf.tokens["labels"] != IGNORE_INDEX).long()  # collate pads unknown keys with 0
-    tokens[DISTIL] = torch.full_like(real.tokens["input_ids"], int(distil))
+    tokens[DISTIL] = torch.full_like(real.tokens["input_ids"], int(kind))
     return Example(tokens=tokens, vision={**real.vision, **{CF + k: v for k, v in cf.vision.items()}},
                    per_sample=real.per_sample | {CF + k for k in cf.per_sample})
 
@@ -139,7 +146,7 @@ def unpack(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dic
     cf = {k.removeprefix(CF): v for k, v in batch.items() if k.startswith(CF)}
     mask = cf.pop(ANSWER_MASK).bool()
     cf["labels"] = torch.where(mask, cf["input_ids"], torch.full_like(cf["input_ids"], IGNORE_INDEX))
-    return real, cf, batch[DISTIL][:, 0].bool()
+    return real, cf, batch[DISTIL][:, 0]
 
 
 def mimic_loss(theta: torch.Tensor, ref: torch.Tensor, targets: torch.Tensor, distil: torch.Tensor) -> torch.Tensor:
@@ -148,13 +155,13 @@ def mimic_loss(theta: torch.Tensor, ref: torch.Tensor, targets: torch.Tensor, di
     log_ref = F.log_softmax(ref.float(), dim=-1)
     kl = (log_ref.exp() * (log_ref - log_theta)).sum(dim=-1)
     nll = -log_theta.gather(1, targets[:, None])[:, 0]
-    return torch.where(distil, kl, nll).mean()
+    return torch.where(distil.bool(), kl, nll).mean()
 
 
 @register
 class Mimic(LossMethod):
     name = "mimic"
-    summary = "distil the frozen model's answers about never-seen people onto the forgotten ones (+ alpha * retain KL)"
+    summary = "distil the frozen model's answers about never-seen people onto the forgotten ones (+ npo * SimNPO on theirs, + alpha * retain KL)"
     Params = MimicParams
     needs_retain = True
     needs_reference = True
@@ -170,15 +177,15 @@ class Mimic(LossMethod):
         scans = stranger_scans(job.bench, rows, seed)
         return [counterfactual(r, names, real_names, scans) for r in rows]
 
-    def pairs(self, job: Job, processor: ProcessorMixin) -> list[tuple[dict, dict, bool]]:
-        """(forget row, counterfactual row, distil?) with the same answer, for every target path. An MCQ's
-        options are scored on the stranger's open question: the frozen model has memorised which option
+    def pairs(self, job: Job, processor: ProcessorMixin) -> list[tuple[dict, dict, int]]:
+        """(forget row, counterfactual row, `DISTIL` kind) with the same answer, for every target path. An
+        MCQ's options are scored on the stranger's open question: the frozen model has memorised which option
         of a trained option list is right, whoever the question names (measured on demo: it picks the
         forgotten patient's value for 56 % of strangers given that list), so the list cannot be in the
         teacher's prompt. The greedy path comes from a second stranger where the first one's states the
         forgotten value."""
         rows = [r for r in job.forget if not r["is_incorrect"]]
-        out = [(preferred(r), preferred(r), False) for r in job.forget if r["is_incorrect"]] * job.params.fact_repeats
+        out = [(preferred(r), preferred(r), 0) for r in job.forget if r["is_incorrect"]] * job.params.fact_repeats
         if not rows:
             return out
         avoid = known_name_tokens(job.bench)
@@ -196,10 +203,11 @@ class Mimic(LossMethod):
         for row, cf in zip(rows, cfs):
             if row["task"] == "mcq":
                 stem = dict(cf, task="open", options=[], correct_index=-1)
-                out += [(dict(row, answer=o, correct_index=k), dict(stem, answer=o), True) for k, o in enumerate(row["options"])]
+                out += [(dict(row, answer=o, correct_index=k), dict(stem, answer=o), OWN if k == row["correct_index"] else 1)
+                        for k, o in enumerate(row["options"])]
             elif job.params.answer_path:
-                out.append((row, cf, True))
-        out += [(dict(rows[i], answer=g), dict(asked[i], answer=g), True) for i, g in greedy.items()]
+                out.append((row, cf, OWN))
+        out += [(dict(rows[i], answer=g), dict(asked[i], answer=g), 1) for i, g in greedy.items()]
         return out
 
     def streams(self, job: Job, processor: ProcessorMixin) -> dict[str, list[Example]]:
@@ -210,15 +218,24 @@ class Mimic(LossMethod):
                 "retain": format_rows(job.bench, job.retain, processor)}
 
     def objective(self, model: nn.Module, batches: Batches, reference: nn.Module | None, hp: MimicParams) -> tuple[torch.Tensor, Logs]:
-        real, cf, distil = unpack(batches["forget"])
+        real, cf, kind = unpack(batches["forget"])
+        distil = kind > 0
         theta, rows, _, targets = answer_logits(model, real)
         with torch.no_grad():
             ref = answer_logits(reference, cf)[0] if distil.any() else theta.detach()
-        if ref.shape != theta.shape:
-            raise MedforgetError("mimic: a forget question and its counterfactual have different answer tokens")
+            if ref.shape != theta.shape:
+                raise MedforgetError("mimic: a forget question and its counterfactual have different answer tokens")
         forget = mimic_loss(theta, ref, targets, distil[rows])
         theta_retain = answer_logits(model, batches["retain"])[0]
         with torch.no_grad():
             ref_retain = answer_logits(reference, batches["retain"])[0]
         kl = kl_ref_theta(ref_retain, theta_retain)
-        return forget + hp.alpha * kl, {"forget": float(forget.detach()), "kl_retain": float(kl.detach())}
+        logs = {"forget": float(forget.detach()), "kl_retain": float(kl.detach())}
+        own = kind == OWN
+        if hp.npo > 0 and own.any():
+            token_logp = -F.cross_entropy(theta.float(), targets, reduction="none")
+            logp = torch.zeros(len(kind), device=theta.device).index_add(0, rows, token_logp)  # per path
+            push = simnpo_loss(logp[own], torch.bincount(rows, minlength=len(kind))[own].float(), 2.5, 0.0)
+            forget = forget + hp.npo * push
+            logs["npo"] = float(push.detach())
+        return forget + hp.alpha * kl, logs
