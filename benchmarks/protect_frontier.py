@@ -10,7 +10,8 @@ attacker's starting model (`white-box`) and on surrogate towers it never uses (`
 towers warmed up with seeds 1..k on the same benchmark's pretraining scans, an ensemble when k > 1, built
 under `--surrogates-dir`, default OUT.surrogates, or reused from there). Each cell: `--steps` zero-start steps of `--step-fraction` x eps
 under the `--min-psnr` floor (0: none), every post-processing (`--transforms`), the blank floor; `none` and
-`blank` are fine-tuned once per world. Writes frontier.json, frontier.md (printed) and frontier.png (leak /
+`blank` are fine-tuned once per world (with --reuse-file, every attack is kept there and reused by later
+calls: extend a frontier, or resume an interrupted one, without fine-tuning again). Writes frontier.json, frontier.md (printed) and frontier.png (leak /
 unprotected against PSNR), and every cell's protect_eval.{json,md} under cells/. Run it with OMP_NUM_THREADS=1.
 """
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/protect_frontier (one run folder only)")
     parser.add_argument("--start", default="vanilla", help="model folder under RUN_DIR/models the attacker starts from")
     parser.add_argument("--eps", action="append", default=[], help="budget, repeat or comma-separate (default 2/255,4/255,8/255,16/255)")
-    parser.add_argument("--method", action="append", default=[], help="protection method, repeat (default targeted)")
+    parser.add_argument("--method", action="append", default=[], help="protection method, repeat or comma-separate (default targeted)")
     parser.add_argument("--protector", action="append", default=[], choices=PROTECTORS, help="default: both")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--step-fraction", type=float, default=0.1, help="each step, as a fraction of eps")
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--surrogates", type=int, default=1, help="surrogate towers for the transfer column")
     parser.add_argument("--surrogate-epochs", type=int, default=None, help="their warm-up epochs (default: the preset's)")
     parser.add_argument("--surrogates-dir", type=Path, default=None, help="build or reuse surrogates here (default: OUT.surrogates)")
+    parser.add_argument("--reuse-file", type=Path, default=None,
+                        help="keep every attack's results in this JSON file and reuse them on later calls")
     parser.add_argument("--patients", default="holdout")
     parser.add_argument("--max-patients", type=int, default=None)
     parser.add_argument("--epochs", type=float, default=None)
@@ -56,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
             raise MedforgetError("several run folders: give --out")
         out = args.out or args.run_dirs[0] / "protect_frontier"
         budgets = [parse_eps(e) for value in args.eps for e in value.split(",") if e.strip()]
+        methods = [m.strip() for value in args.method for m in value.split(",") if m.strip()]
         names = transform_names(args.transforms)
         cfg = FrontierConfig(
-            eps=tuple(budgets) or DEFAULT_EPS, methods=tuple(args.method) or ("targeted",),
+            eps=tuple(budgets) or DEFAULT_EPS, methods=tuple(methods) or ("targeted",),
             protectors=tuple(args.protector) or PROTECTORS, steps=args.steps, step_fraction=args.step_fraction,
             min_psnr=args.min_psnr or None, surrogates=args.surrogates, surrogate_epochs=args.surrogate_epochs,
             patients=args.patients, max_patients=args.max_patients, epochs=args.epochs, max_steps=args.max_steps,
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {what}: {done}/{total} ({time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
 
         run_frontier(args.run_dirs, out, cfg, start=args.start, surrogates_dir=args.surrogates_dir,
-                     overwrite=args.overwrite, progress=progress)
+                     reuse_file=args.reuse_file, overwrite=args.overwrite, progress=progress)
     except MedforgetError as err:
         sys.exit(f"error: {err}")
     print((out / FRONTIER_TABLE).read_text())

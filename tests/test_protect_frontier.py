@@ -117,13 +117,21 @@ def test_a_surrogate_differs_from_the_attackers_tower(smoke_bench: Path, run_dir
     assert tower and all(not torch.equal(v, other[k]) for k, v in tower.items() if v.dim() > 1)
 
 
-def test_surrogates_are_reused_only_when_they_match(run_dir: Path, tmp_path: Path) -> None:
+def test_surrogates_and_attacks_are_reused_only_when_they_match(run_dir: Path, tmp_path: Path, monkeypatch) -> None:
     cfg = FrontierConfig(eps=(8 / 255,), protectors=("transfer",), steps=1, max_patients=2, transforms=(), blank=False,
                          max_steps=1, surrogate_epochs=1)
-    first = run_frontier([run_dir], tmp_path / "a", cfg, surrogates_dir=tmp_path / "cache")
-    second = run_frontier([run_dir], tmp_path / "b", cfg, surrogates_dir=tmp_path / "cache")
+    reuse = tmp_path / "attacks.json"
+    first = run_frontier([run_dir], tmp_path / "a", cfg, surrogates_dir=tmp_path / "cache", reuse_file=reuse)
+    assert len(json.loads(reuse.read_text())) == 2  # none and protected
+    attack, calls = protocol._attack, []
+    monkeypatch.setattr(protocol, "_attack", lambda *a, **k: calls.append(a[-2]) or attack(*a, **k))
+    second = run_frontier([run_dir], tmp_path / "b", cfg, surrogates_dir=tmp_path / "cache", reuse_file=reuse)
+    assert calls == []  # every attack came from the file
     assert first["surrogates"]["smoke-run"][0]["reused"] is False and second["surrogates"]["smoke-run"][0]["reused"] is True
     assert first["rows"] == second["rows"]
+    run_frontier([run_dir], tmp_path / "d", FrontierConfig(**{**cfg.__dict__, "max_steps": 2}),
+                 surrogates_dir=tmp_path / "cache", reuse_file=reuse)
+    assert calls == ["none", "protected"]  # another fine-tuning length: nothing to reuse
     with pytest.raises(MedforgetError, match="another benchmark or warm-up"):
         run_frontier([run_dir], tmp_path / "c", FrontierConfig(**{**cfg.__dict__, "surrogate_epochs": 2}),
                      surrogates_dir=tmp_path / "cache")

@@ -163,14 +163,37 @@ def frontier_row(world: World, method: str, eps: float, protector: str, document
     }
 
 
+class ReuseFile(dict):
+    """`run_protect_eval`'s `reuse` dict kept in a JSON file, rewritten (atomically) after every new attack, so an
+    interrupted or extended frontier does not fine-tune again on training images it already fine-tuned on. Its
+    keys hold everything that decides an attack (benchmark hash, starting model and its weight files, fine-tuning,
+    items, training images) but not the code: delete the file after changing the training or evaluation code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            super().__init__(json.loads(path.read_text()) if path.is_file() else {})
+        except json.JSONDecodeError as err:
+            raise MedforgetError(f"{path}: not a reuse file ({err}); remove it") from None
+
+    def __setitem__(self, key: str, value: dict) -> None:
+        super().__setitem__(key, value)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(dict(self)) + "\n")
+        tmp.replace(self.path)
+
+
 def run_frontier(
     run_dirs: Sequence[str | Path], out_dir: str | Path, cfg: FrontierConfig = FrontierConfig(), *, start: str = "vanilla",
-    surrogates_dir: str | Path | None = None, overwrite: bool = False, progress: Progress | None = None,
+    surrogates_dir: str | Path | None = None, reuse_file: str | Path | None = None, overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> dict:
     """Every cell, then `frontier.json`, `frontier.md` and `frontier.png` in `out_dir` (written atomically, with
     each cell's protect-eval under `cells/`). Surrogates are built under `surrogates_dir/<run name>/seed<k>`
     (reused there when already built for the same benchmark and warm-up), by default `<out_dir>.surrogates`
-    beside the output, so that a rerun does not warm them up again."""
+    beside the output, so that a rerun does not warm them up again. With `reuse_file` (see `ReuseFile`), attacks
+    are also kept across calls."""
     began = time.perf_counter()
     cfg.check()
     out = Path(out_dir)
@@ -182,6 +205,7 @@ def run_frontier(
     if any(out.resolve() == w.run_dir.resolve() for w in found):
         raise MedforgetError(f"output folder {out} is one of the run folders; choose another one")
     tick = progress or (lambda what, done, total: None)
+    kept = ReuseFile(Path(reuse_file)) if reuse_file is not None else None
     document: dict = {}
 
     def fill(tmp: Path) -> None:
@@ -190,7 +214,7 @@ def run_frontier(
             if TRANSFER in cfg.protectors:
                 where = Path(surrogates_dir or out.with_name(out.name + SURROGATES_SUFFIX)) / world.label
                 world.surrogates, built[world.label] = _surrogates(world, where, cfg, tick)
-            reuse: dict[str, dict] = {}  # `none` and `blank` are fine-tuned once per world
+            reuse = kept if kept is not None else {}  # `none` and `blank` are fine-tuned once per world
             for method in cfg.methods:
                 for eps in cfg.eps:
                     for protector in cfg.protectors:

@@ -287,7 +287,9 @@ def fingerprint(images: dict[str, Image.Image]) -> str:
 
 def attack_setting(bench: Benchmark, model_dir: Path, train_cfg: TrainConfig, cfg: ProtectEvalConfig) -> str:
     """Everything but the training images that decides an attack's results, as one key."""
-    what = {"benchmark": bench.meta["content_hash"], "model": str(model_dir.resolve()), "train": train_cfg.to_dict(),
+    weights = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in model_dir.glob("*.safetensors"))
+    what = {"benchmark": bench.meta["content_hash"], "model": str(model_dir.resolve()), "weights": weights,
+            "train": train_cfg.to_dict(),
             **{k: getattr(cfg, k) for k in ("patients", "max_patients", "seed", "fields", "eval_batch_size", "max_new_tokens")}}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
