@@ -24,10 +24,10 @@ from matplotlib.figure import Figure
 from medforget.errors import MedforgetError
 from medforget.models.loading import check_model_folder
 from medforget.protect.attacks import METHODS, eps_pixels
-from medforget.protect.protocol import RESULT_FILE, ProtectEvalConfig, eps_text, run_protect_eval
+from medforget.protect.protocol import ProtectEvalConfig, eps_text, run_protect_eval
 from medforget.protect.surrogate import SURROGATE_FILE, build_surrogate, surrogate_warmup
 from medforget.protect.transforms import TRANSFORMS
-from medforget.world.storage import load_benchmark, write_atomically
+from medforget.world.storage import write_atomically
 
 FRONTIER_JSON, FRONTIER_TABLE, FRONTIER_PLOT = "frontier.json", "frontier.md", "frontier.png"
 SURROGATES_SUFFIX = ".surrogates"  # the default surrogates folder: <out>.surrogates
@@ -118,20 +118,30 @@ def worlds(run_dirs: Sequence[str | Path], start: str) -> list[World]:
     return out
 
 
-def _surrogates(world: World, folder: Path, cfg: FrontierConfig, tick: Progress) -> tuple[list[Path], list[dict]]:
-    """Seeds 1..k under `folder`: reused when built for this benchmark with these settings, else built."""
-    meta = load_benchmark(world.bench).meta
-    bench_hash, preset = meta["content_hash"], meta["preset"]
-    paths, records = [], []
+def _surrogate_plan(world: World, folder: Path, cfg: FrontierConfig) -> list[tuple[int, Path, dict | None]]:
+    """Seeds 1..k under `folder`, each with its record when already built for this benchmark with these
+    settings (None: to build); a surrogate built otherwise is an error, raised before anything is loaded."""
+    meta = json.loads((world.bench / "benchmark.json").read_text())
+    plan = []
     for seed in range(1, cfg.surrogates + 1):
         path = folder / f"seed{seed}"
-        record_file = path / SURROGATE_FILE
-        want = asdict(surrogate_warmup(preset, seed, cfg.surrogate_epochs))
-        if record_file.is_file():
-            record = json.loads(record_file.read_text())
-            if record.get("benchmark_hash") != bench_hash or record.get("warmup") != want:
+        record = None
+        if (path / SURROGATE_FILE).is_file():
+            record = json.loads((path / SURROGATE_FILE).read_text())
+            want = asdict(surrogate_warmup(meta["preset"], seed, cfg.surrogate_epochs))
+            if record.get("benchmark_hash") != meta["content_hash"] or record.get("warmup") != want:
                 raise MedforgetError(f"{path}: a surrogate built for another benchmark or warm-up; remove it or "
                                      "choose another surrogates folder")
+        plan.append((seed, path, record))
+    return plan
+
+
+def _surrogates(world: World, plan: list[tuple[int, Path, dict | None]], cfg: FrontierConfig,
+                tick: Progress) -> tuple[list[Path], list[dict]]:
+    """The planned surrogates: reused, or built now."""
+    paths, records = [], []
+    for seed, path, record in plan:
+        if record is not None:
             record = {**record, "reused": True}
         else:
             tick(f"surrogate {world.label} seed {seed}", 0, 1)
@@ -204,6 +214,8 @@ def run_frontier(
         raise MedforgetError(f"output folder {out} exists and is not empty; pass --overwrite to replace it")
     if any(out.resolve() == w.run_dir.resolve() for w in found):
         raise MedforgetError(f"output folder {out} is one of the run folders; choose another one")
+    plans = {w.label: _surrogate_plan(w, Path(surrogates_dir or out.with_name(out.name + SURROGATES_SUFFIX)) / w.label, cfg)
+             for w in found} if TRANSFER in cfg.protectors else {}
     tick = progress or (lambda what, done, total: None)
     kept = ReuseFile(Path(reuse_file)) if reuse_file is not None else None
     document: dict = {}
@@ -211,9 +223,8 @@ def run_frontier(
     def fill(tmp: Path) -> None:
         rows, built = [], {}
         for world in found:
-            if TRANSFER in cfg.protectors:
-                where = Path(surrogates_dir or out.with_name(out.name + SURROGATES_SUFFIX)) / world.label
-                world.surrogates, built[world.label] = _surrogates(world, where, cfg, tick)
+            if world.label in plans:
+                world.surrogates, built[world.label] = _surrogates(world, plans[world.label], cfg, tick)
             reuse = kept if kept is not None else {}  # `none` and `blank` are fine-tuned once per world
             for method in cfg.methods:
                 for eps in cfg.eps:
