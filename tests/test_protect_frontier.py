@@ -15,7 +15,7 @@ import medforget.protect.protocol as protocol
 from medforget.errors import MedforgetError
 from medforget.protect.attacks import to_pixels
 from medforget.protect.encoder import VisionEncoder
-from medforget.protect.frontier import FRONTIER_JSON, FRONTIER_PLOT, FRONTIER_TABLE, FrontierConfig, run_frontier
+from medforget.protect.frontier import FRONTIER_JSON, FRONTIER_PLOT, FRONTIER_TABLE, FrontierConfig, run_frontier, targets
 from medforget.protect.surrogate import SURROGATE_FILE, build_surrogate
 from medforget.train.stages import init_model
 from medforget.world import load_benchmark
@@ -136,6 +136,17 @@ def test_surrogates_and_attacks_are_reused_only_when_they_match(run_dir: Path, t
         run_frontier([run_dir], tmp_path / "c", FrontierConfig(**{**cfg.__dict__, "surrogate_epochs": 2}),
                      surrogates_dir=tmp_path / "cache")
     assert not (tmp_path / "c").exists()
+
+
+def test_the_target_is_read_at_eps_8_with_its_psnr_floor() -> None:
+    def row(eps: int, protector: str, ratio: float | None, jpeg: float | None, psnr_min: float) -> dict:
+        return {"world": "w", "method": "decoy", "eps": eps / 255, "protector": protector, "protected_ratio": ratio,
+                "jpeg75_ratio": jpeg, "psnr_min": psnr_min}
+
+    rows = [row(4, "white-box", 0.1, 0.1, 40.0), row(8, "white-box", 0.5, 0.71, 35.0), row(8, "transfer", 0.6, 0.3, 34.9),
+            row(8, "transfer", None, None, 36.0)]
+    assert [(t["protector"], t["psnr_ok"], t["holds"], t["jpeg75_holds"]) for t in targets(rows)] == [
+        ("white-box", True, True, False), ("transfer", False, False, True), ("transfer", True, None, None)]
 
 
 @pytest.mark.parametrize(("args", "message"), [
