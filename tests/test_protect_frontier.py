@@ -138,6 +138,15 @@ def test_surrogates_and_attacks_are_reused_only_when_they_match(run_dir: Path, t
     assert not (tmp_path / "c").exists()
 
 
+def test_two_surrogates_make_an_ensemble(run_dir: Path, tmp_path: Path) -> None:
+    cfg = FrontierConfig(eps=(4 / 255,), protectors=("transfer",), steps=1, max_patients=2, transforms=(), blank=False,
+                         max_steps=1, surrogates=2, surrogate_epochs=1)
+    document = run_frontier([run_dir], tmp_path / "out", cfg)
+    seeds = tmp_path / "out.surrogates" / "smoke-run"
+    assert document["rows"][0]["encoders"] == [str(seeds / "seed1"), str(seeds / "seed2")]
+    assert [r["seed"] for r in document["surrogates"]["smoke-run"]] == [1, 2]
+
+
 def test_the_target_is_read_at_eps_8_with_its_psnr_floor() -> None:
     def row(eps: int, protector: str, ratio: float | None, jpeg: float | None, psnr_min: float) -> dict:
         return {"world": "w", "method": "decoy", "eps": eps / 255, "protector": protector, "protected_ratio": ratio,
