@@ -343,6 +343,7 @@ def frontier_plot(rows: list[dict], path: Path) -> None:
             ax.plot(*zip(*worst), "o--", color=color, markerfacecolor="none")
     ax.axhline(TARGET_HOLD, color="#555555", lw=0.8, ls=":")
     ax.axhline(TARGET_JPEG, color="#999999", lw=0.8, ls=":")
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("PSNR of the protected training scans (dB, mean)")
     ax.set_ylabel("leak on clean scans / unprotected leak")
     ax.set_title("protection frontier (hollow, dashed: worst post-processing)", fontsize=10)
