@@ -21,6 +21,7 @@ from medforget.models.tiny import build_tiny_model
 from medforget.protect.attacks import (
     METHODS,
     Protector,
+    decoy_image,
     default_target,
     eps_pixels,
     plan_batches,
@@ -162,6 +163,26 @@ def test_error_min_lowers_the_surrogate_loss(encoder: VisionEncoder) -> None:
             return float(protector.loss(embeddings, list(range(6))).mean())
 
     assert surrogate_loss(protected) < surrogate_loss(images) - 0.2
+
+
+def test_decoy_pulls_each_patient_toward_its_own_decoy(encoder: VisionEncoder) -> None:
+    images = scans(6)
+    labels = ["P1", "P1", "P2", "P2", "P3", "P3"]
+    protector = Protector(encoder, "decoy", steps=10)
+    protected = run(protector, images, labels)
+    decoys = protector.prototypes
+    assert protector.labels.tolist() == [0, 0, 1, 1, 2, 2] and decoys.shape[0] == 3
+    assert not torch.allclose(decoys[0], decoys[1]) and not torch.allclose(decoys[1], decoys[2])
+    own = decoys[protector.labels]
+
+    def to_own(batch: np.ndarray) -> float:
+        with torch.no_grad():
+            return float((F.normalize(encoder.embed(to_pixels(batch, encoder.device)), dim=-1) * own).sum(-1).mean())
+
+    assert to_own(protected) > to_own(images) + 0.05
+    grey = decoy_image((32, 32), 4)
+    assert grey.shape == (32, 32, 3) and np.array_equal(grey[..., 0], grey[..., 2])
+    assert np.array_equal(grey, decoy_image((32, 32), 4)) and not np.array_equal(grey, decoy_image((32, 32), 5))
 
 
 def test_one_pseudo_label_falls_back_to_one_per_image(encoder: VisionEncoder) -> None:

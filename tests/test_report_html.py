@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from medforget.evaluate.metrics.leak import leak_exact
 from medforget.evaluate.run import evaluate_model, read_items, write_results
 from medforget.cli import app
+from medforget.protect.frontier import frontier_plot
 from medforget.report import build_report
 from medforget.report.examples import pick_examples
 from medforget.train.config import TrainConfig
@@ -200,6 +201,20 @@ def test_page_is_self_contained_with_plots_and_scans(run_dir, page):
         assert heading in text
     shown = len(MODELS) + len(REFERENCES)
     assert len(page.tables["privleak"]) == shown and len(page.tables["refusal"]) == shown
+
+
+def test_a_protection_frontier_is_shown_when_the_run_has_one(run_dir, page, tmp_path):
+    assert "Image protection frontier" not in " ".join(page.text)
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("models"))
+    (run / "protect_frontier").mkdir()
+    frontier_plot([{"world": "w", "identity_cue": "anatomy", "method": "targeted", "protector": "white-box",
+                    "psnr_mean": 40.0, "protected_ratio": 0.4, "worst_ratio": 0.9}], run / "protect_frontier" / "frontier.png")
+    build_report(run)
+    shown = Page((run / "report.html").read_text())
+    assert "Image protection frontier" in " ".join(shown.text) and len(shown.plots()) == len(page.plots()) + 1
+    drawn = base64.b64encode((run / "protect_frontier" / "frontier.png").read_bytes()).decode("ascii")
+    assert f"data:image/png;base64,{drawn}" in shown.plots()
 
 
 def test_no_private_value_of_the_forget_set_is_shown(run_dir, page):

@@ -1,4 +1,4 @@
-"""Projected gradient descent (Madry et al. 2018) on pixels under an L-infinity budget, with three objectives.
+"""Projected gradient descent (Madry et al. 2018) on pixels under an L-infinity budget, with four objectives.
 
 Images travel as uint8 arrays of shape (H, W, C), C = 1 (grey) or 3 (RGB); batches stack images of one shape.
 Every objective works on unit embeddings, so an ``EnsembleEncoder`` drops in for a single ``VisionEncoder``.
@@ -19,7 +19,7 @@ from medforget.errors import MedforgetError
 from medforget.protect.encoder import Encoder
 from medforget.protect.quality import psnr_of
 
-METHODS = ("antithetical", "targeted", "error_min")
+METHODS = ("antithetical", "targeted", "error_min", "decoy")
 DEFAULT_EPS = 8 / 255
 PROTOTYPE_SCALE = 10.0  # logit scale of the error_min head: cosine logits in [-10, 10] keep the softmax from saturating
 TARGET_SEED = 20210503  # the default target is one fixed image, whatever the attack seed
@@ -65,6 +65,19 @@ def default_target(size: tuple[int, int]) -> np.ndarray:
     board = odd * np.array([230, 40, 200]) + (1 - odd) * np.array([20, 210, 60])
     noise = np.random.default_rng(TARGET_SEED).integers(-25, 26, (h, w, 3))
     return np.clip(board + noise, 0, 255).astype(np.uint8)
+
+
+def decoy_image(size: tuple[int, int], index: int) -> np.ndarray:
+    """The decoy of the `index`-th label: a grey checkerboard of its own cell size, levels and noise, drawn from
+    (TARGET_SEED, index), (H, W, 3) uint8. Grey, so that a perturbation of a grey scan can move toward it."""
+    h, w = size
+    rng = np.random.default_rng([TARGET_SEED, index])
+    cell = int(rng.integers(3, 12))
+    rows, cols = np.indices((h, w)) // cell
+    odd = (rows + cols) % 2
+    low, high = sorted(rng.integers(0, 256, 2))
+    grey = odd * high + (1 - odd) * low + rng.integers(-25, 26, (h, w))
+    return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
 def to_pixels(batch: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -122,15 +135,15 @@ class Protector:
         self.min_psnr = min_psnr
         self.step_size = eps / 4 if step_size is None else step_size
         self.anchor: torch.Tensor | None = None  # antithetical: clean mean direction; targeted: target embedding
-        self.prototypes: torch.Tensor | None = None  # error_min: one unit row per pseudo-label
-        self.labels: torch.Tensor | None = None  # error_min: pseudo-label index of every image
+        self.prototypes: torch.Tensor | None = None  # error_min: one unit row per pseudo-label; decoy: its decoy
+        self.labels: torch.Tensor | None = None  # error_min, decoy: pseudo-label index of every image
         if method == "targeted":
             image = default_target(encoder.image_size) if target is None else np.asarray(target.convert("RGB"))
             self.anchor = self.embed(to_pixels(image[None], encoder.device))[0]
 
     @property
     def needs_clean_set(self) -> bool:
-        return self.method in ("antithetical", "error_min")
+        return self.method in ("antithetical", "error_min", "decoy")
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """Unit embeddings without gradients, for the clean statistics."""
@@ -156,6 +169,10 @@ class Protector:
         names = list(labels) if len(set(labels)) > 1 else [str(i) for i in range(len(labels))]
         classes = {name: k for k, name in enumerate(dict.fromkeys(names))}
         self.labels = torch.tensor([classes[name] for name in names], device=clean.device)
+        if self.method == "decoy":  # every image of label k is pulled toward decoy k: one shortcut per patient
+            decoys = np.stack([decoy_image(self.encoder.image_size, k) for k in range(len(classes))])
+            self.prototypes = self.embed(to_pixels(decoys, self.encoder.device))
+            return
         sums = clean.new_zeros(len(classes), clean.shape[1]).index_add_(0, self.labels, clean)
         self.prototypes = F.normalize(sums, dim=-1)
 
@@ -166,6 +183,10 @@ class Protector:
                 raise RuntimeError("error_min needs fit() on the clean set first")
             logits = PROTOTYPE_SCALE * embeddings @ self.prototypes.T
             return F.cross_entropy(logits, self.labels[indices], reduction="none")
+        if self.method == "decoy":
+            if self.prototypes is None or self.labels is None:
+                raise RuntimeError("decoy needs fit() on the clean set first")
+            return -(embeddings * self.prototypes[self.labels[indices]]).sum(-1)
         if self.anchor is None:
             raise RuntimeError(f"{self.method} needs fit() on the clean set first")
         similarity = embeddings @ self.anchor

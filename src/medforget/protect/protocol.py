@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from medforget.errors import MedforgetError
+from medforget.evaluate.bootstrap import Resampler, interval
 from medforget.evaluate.items import evaluate_rows
 from medforget.evaluate.metrics.leak import leak_exact
 from medforget.evaluate.run import known_values
@@ -284,6 +285,15 @@ def fingerprint(images: dict[str, Image.Image]) -> str:
     return h.hexdigest()
 
 
+def attack_setting(bench: Benchmark, model_dir: Path, train_cfg: TrainConfig, cfg: ProtectEvalConfig) -> str:
+    """Everything but the training images that decides an attack's results, as one key."""
+    weights = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in model_dir.glob("*.safetensors"))
+    what = {"benchmark": bench.meta["content_hash"], "model": str(model_dir.resolve()), "weights": weights,
+            "train": train_cfg.to_dict(),
+            **{k: getattr(cfg, k) for k in ("patients", "max_patients", "seed", "fields", "eval_batch_size", "max_new_tokens")}}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @dataclass
 class Condition:
     """One row of the table: which training images the attacker gets, and what came of it."""
@@ -304,10 +314,14 @@ def conditions(cfg: ProtectEvalConfig) -> list[Condition]:
 def run_protect_eval(
     bench_dir: str | Path, model_dir: str | Path, out_dir: str | Path, cfg: ProtectEvalConfig = ProtectEvalConfig(), *,
     encoders: Sequence[str | Path] = (), overwrite: bool = False, progress: Progress | None = None,
+    reuse: dict[str, dict] | None = None,
 ) -> dict:
     """Run every condition and write `protect_eval.json` and `protect_eval.md` into `out_dir` (atomically:
     a failure at any point leaves no output). `encoders` are the models the protection is optimised against
-    (several: an ensemble); by default the starting model itself. Returns the JSON document."""
+    (several: an ensemble); by default the starting model itself. `reuse`, a dict kept across calls, holds
+    every attack's results by what decides them (starting model, fine-tuning, items, training images), so a
+    later call does not fine-tune again on images an earlier one trained on (a frontier's `none` and `blank`
+    rows). Returns the JSON document."""
     began = time.perf_counter()
     cfg.check()
     bench_dir, model_dir, out = Path(bench_dir), Path(model_dir), Path(out_dir)
@@ -337,6 +351,7 @@ def run_protect_eval(
         done: dict[str, Condition] = {}
         seconds: dict[str, float] = {}
         table = conditions(cfg)
+        setting = attack_setting(bench, model_dir, train_cfg, cfg)
         for cond in table:
             started = time.perf_counter()
             transform = get_transform(cond.transform) if cond.transform else None
@@ -347,10 +362,15 @@ def run_protect_eval(
             key = fingerprint(seen)
             if key in done:
                 cond.results = {**done[key].results, "same_as": done[key].name}
+            elif reuse is not None and f"{setting}/{key}" in reuse:
+                cond.results = dict(reuse[f"{setting}/{key}"])
+                done[key] = cond
             else:
                 cond.results = _attack(model_dir, items, seen, test_images, known, train_cfg, cfg, work / "model",
                                        cond.name, tick)
                 done[key] = cond
+                if reuse is not None:
+                    reuse[f"{setting}/{key}"] = dict(cond.results)
             cond.results["protected_scans"] = len(chosen) if cond.protected else 0
             cond.results["quality"] = image_quality(clean, seen, chosen if cond.protected else [], transform)
             seconds[cond.name] = round(time.perf_counter() - started, 1)
@@ -489,11 +509,14 @@ def _attack(model_dir: Path, items: Items, seen: dict[str, Image.Image], test_im
     metrics = split_metrics(records, known)
     shutil.rmtree(out, ignore_errors=True)
     by_field: dict[str, list[bool]] = {}
-    for r in records:
-        if r["task"] != "mcq":
-            by_field.setdefault(r["field"], []).append(leak_exact(r["prediction"], r["answer"]))
+    generated = [r for r in records if r["task"] != "mcq"]
+    hits = [leak_exact(r["prediction"], r["answer"]) for r in generated]
+    for r, hit in zip(generated, hits):
+        by_field.setdefault(r["field"], []).append(hit)
+    ci = interval(Resampler.for_records(generated).means(generated, hits)) if generated else None
     return {
         "leak_exact": _round(metrics.get("leak_exact")), "leak_partial": _round(metrics.get("leak_partial")),
+        "leak_ci": None if ci is None else [_round(ci[0]), _round(ci[1])],
         "leak_by_field": {f: _round(np.mean(v)) for f, v in sorted(by_field.items())},
         "mcq_acc": _round(metrics.get("mcq_acc")), "mcq_chance": _round(metrics.get("mcq_chance")),
         "train_steps": result.steps, "final_loss": _round(result.losses[-1]) if result.losses else None,
@@ -509,7 +532,7 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _eps_text(eps: float) -> str:
+def eps_text(eps: float) -> str:
     levels = eps * 255
     return f"{round(levels)}/255" if abs(levels - round(levels)) < 1e-6 else f"{eps:g}"
 
@@ -522,7 +545,7 @@ def markdown_table(document: dict) -> str:
     length += ", vision tower trained too" if train["train_vision"] else ", vision tower frozen"
     given = s["protected_dir"]
     what = (f"images from `{given}`" if given else
-            f"{s['method']}, eps {_eps_text(s['eps'])} ({s['eps_pixels']} grey levels), {s['steps']} steps")
+            f"{s['method']}, eps {eps_text(s['eps'])} ({s['eps_pixels']} grey levels), {s['steps']} steps")
     source = (f"Protected images given in `{given}`." if given else
               f"Protection optimised against {', '.join(f'`{e}`' for e in s['encoders'])}.")
     lines = [

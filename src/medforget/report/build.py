@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -88,7 +89,14 @@ def _figures(run: Run, scenario: str, rows: list[dict], resampler: Resampler) ->
         "tradeoff": plots.tradeoff_plot(points),
         "splits": plots.split_bars(accuracy, kinds, _split_errors(run, models, resampler)),
         "roc": plots.roc_plot({n: scores[n] for n in kinds}, kinds),
+        "protection": _frontier_png(run.folder),
     }
+
+
+def _frontier_png(folder: Path) -> str | None:
+    """The leak-against-PSNR plot of `benchmarks/protect_frontier.py RUN` (RUN/protect_frontier/frontier.png), if run."""
+    path = folder / "protect_frontier" / "frontier.png"
+    return base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else None
 
 
 def _grouped_notes(comparison: dict[str, dict]) -> list[str]:

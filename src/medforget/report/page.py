@@ -119,6 +119,15 @@ accuracy there is what guessing from the question alone gives.</p>
 {{ figure(plots.splits, "MCQ accuracy per split and model", "No MCQ accuracy to plot.") }}
 </section>
 
+{% if plots.protection %}<section id="protection">
+<h2>Image protection frontier</h2>
+<p class="explain">From <code>benchmarks/protect_frontier.py</code> (docs/protect.md): the leak on clean scans of a model
+fine-tuned on protected scans, divided by the leak without protection, against the protection's PSNR, per budget,
+method and protector (white-box: optimised on the attacker's tower; transfer: on surrogate towers). Hollow, dashed:
+the worst post-processing. Below the lower dotted line (0.5) the protection holds.</p>
+{{ figure(plots.protection, "protection frontier: leak ratio against PSNR", "") }}
+</section>
+{% endif %}
 <section id="membership">
 <h2>Membership inference</h2>
 <p class="explain">Can an attacker tell the forgotten patients' answers (members) from never-seen patients'
