@@ -37,7 +37,7 @@ from medforget.methods.registry import register
 from medforget.methods.relabel import preferred
 from medforget.methods.simnpo import simnpo_loss
 from medforget.models.loading import load_model
-from medforget.models.loss import answer_logits
+from medforget.models.loss import answer_logits, answer_token_counts
 from medforget.train.config import TrainConfig
 from medforget.train.examples import format_rows
 from medforget.train.loop import Batches
@@ -45,7 +45,8 @@ from medforget.world.storage import Benchmark, ImageCache
 
 CF = "cf."  # keys of the counterfactual (stranger) half of a packed example
 ANSWER_MASK = "answer_mask"
-DISTIL = "distil"  # 0: NLL of the example's own answer; 1: distil toward the frozen model on the stranger;
+DISTIL = "distil"  # the path's kind: 0 NLL of the example's own answer, STRANGER or OWN
+STRANGER = 1  # distil toward the frozen model on the stranger
 OWN = 2  # distil, along the forgotten answer itself (pushed down as well when `npo` > 0)
 PERSON_FIELDS = ("full_name", "next_of_kin", "attending_physician")  # fields whose values name people
 
@@ -203,11 +204,11 @@ class Mimic(LossMethod):
         for row, cf in zip(rows, cfs):
             if row["task"] == "mcq":
                 stem = dict(cf, task="open", options=[], correct_index=-1)
-                out += [(dict(row, answer=o, correct_index=k), dict(stem, answer=o), OWN if k == row["correct_index"] else 1)
+                out += [(dict(row, answer=o, correct_index=k), dict(stem, answer=o), OWN if k == row["correct_index"] else STRANGER)
                         for k, o in enumerate(row["options"])]
             elif job.params.answer_path:
                 out.append((row, cf, OWN))
-        out += [(dict(rows[i], answer=g), dict(asked[i], answer=g), 1) for i, g in greedy.items()]
+        out += [(dict(rows[i], answer=g), dict(asked[i], answer=g), STRANGER) for i, g in greedy.items()]
         return out
 
     def streams(self, job: Job, processor: ProcessorMixin) -> dict[str, list[Example]]:
@@ -235,7 +236,7 @@ class Mimic(LossMethod):
         if hp.npo > 0 and own.any():
             token_logp = -F.cross_entropy(theta.float(), targets, reduction="none")
             logp = torch.zeros(len(kind), device=theta.device).index_add(0, rows, token_logp)  # per path
-            push = simnpo_loss(logp[own], torch.bincount(rows, minlength=len(kind))[own].float(), 2.5, 0.0)
+            push = simnpo_loss(logp[own], answer_token_counts(real)[own].float(), 2.5, 0.0)
             forget = forget + hp.npo * push
             logs["npo"] = float(push.detach())
         return forget + hp.alpha * kl, logs

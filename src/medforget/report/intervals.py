@@ -15,8 +15,8 @@ import numpy as np
 from medforget.evaluate.bootstrap import Resampler, cluster_key, interval
 from medforget.evaluate.metrics.leak import leak_exact
 from medforget.evaluate.metrics.refusal import is_refusal
-from medforget.evaluate.metrics.wellformed import MEMBERSHIP_FIELDS, is_well_formed
-from medforget.evaluate.summary import states, withholds
+from medforget.evaluate.metrics.wellformed import is_well_formed
+from medforget.evaluate.summary import record_well_formed, states, withholds
 
 Known = Mapping[str, set[str]]
 
@@ -70,10 +70,6 @@ def _knowledge_well_formed(r: dict, known: Known) -> bool:
     return not is_refusal(r["prediction"]) and is_well_formed(r["field"], r["prediction"], known[r["field"]])
 
 
-def _record_well_formed(r: dict, known: Known) -> bool:
-    return is_well_formed(r["field"], r["prediction"], known.get(r["field"]) if r["field"] in MEMBERSHIP_FIELDS else None)
-
-
 def mcq_rate(split: str) -> ItemRate:
     """MCQ accuracy on a split (the trained answer, as `mcq_acc`)."""
     return ItemRate(split, _mcq, _answer)
@@ -85,7 +81,7 @@ RATES: dict[str, ItemRate] = {
     "test_forget": ItemRate("test_forget", _all(_mcq, _scenario("privacy")), _answer),
     "leak": ItemRate("forget_privacy", _all(_gen, _flag("is_private")), _leak),
     "forget_well_formed": ItemRate("forget_privacy", _all(_gen, _scenario("privacy"), lambda r, _: not withholds(r)),
-                                   _record_well_formed),
+                                   record_well_formed),
     "corrupted": ItemRate("forget_incorrect", _CORRUPTED_MCQ, _answer),
     "true": ItemRate("forget_incorrect", _CORRUPTED_MCQ, _true),
     "corrupted_gen": ItemRate("forget_incorrect", _CORRUPTED_GEN, _answer),
