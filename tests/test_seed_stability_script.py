@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "seed_stability.py"
@@ -61,3 +62,49 @@ def test_a_method_against_issue_18s_targets(script):
     assert "seed 0: ues_privacy          0.900   target highest (0.900): met" in text
     assert "seed 1: ues_privacy          0.700   target highest (0.800): MISSED by 0.100" in text
     assert "incorrect seed 0: mimic not in this run" in text
+
+
+def test_no_noise_gives_tau_one_and_sd_zero(script):
+    matrix = np.tile(np.array([[0.1], [0.5], [0.9]]), (1, 20))  # 3 methods, 20 identical replicates
+    taus, usable = script.noise_ceiling(matrix, count=5)
+    assert usable == 20 and len(taus) == 5 and np.allclose(taus, 1.0)
+    assert np.allclose([script.replicate_sd(row) for row in matrix], 0.0, atol=1e-12)
+
+
+def test_known_swaps_and_spread(script):
+    a, b = [0.1, 0.2, 0.3], [0.1, 0.3, 0.2]  # b swaps the top two of three methods: one discordant pair of three
+    matrix = np.array([a, a, b, b, [np.nan, 0.2, 0.3]]).T
+    assert np.allclose(script.ranking_taus(matrix, [(0, 1), (0, 2), (2, 3)]), [1.0, 1 / 3, 1.0])
+    taus, usable = script.noise_ceiling(matrix, count=10)
+    assert usable == 4 and len(taus) == 2  # the replicate with a NaN is left out; pairs are disjoint
+    pairs = script.replicate_pairs(np.arange(10), 3)
+    assert len(pairs) == 3 and len({i for p in pairs for i in p}) == 6
+    assert script.replicate_sd(np.array([0.1, 0.3, np.nan])) == pytest.approx(np.sqrt(0.02))
+    low, high = script.sd_interval([0.1, 0.2, 0.3])
+    assert low < 0.1 < high and script.sd_interval([0.1]) is None
+
+
+def test_the_sampling_section(script):
+    """Two methods on three seeds: `noisy` has a within-seed sd of 0.1 (over the 0.03 target), `steady` none."""
+    noisy = np.array([0.4, 0.6] * 50)  # sd of the replicates: 0.1005 (ddof=1)
+    per_seed = [results({"noisy": 0.5 + d, "steady": 0.9}, (0.4, 0.6)) for d in (0.0, 0.1, -0.1)]
+    reps = [{"privacy": {"noisy": noisy, "steady": np.full(100, 0.9)}} for _ in range(3)]
+    text = "\n".join(script.sampling(per_seed, reps, [0, 1, 2], pairs=10))
+    assert "methods whose within-seed sd alone exceeds 0.03: 1/2" in text
+    noisy_line = next(line for line in text.splitlines() if line.strip().startswith("noisy"))
+    assert noisy_line.split()[1:3] == ["0.101", "0.101/0.101/0.101"] and noisy_line.split()[3] == "0.100"
+    # `steady` is above `noisy` in every replicate: the rankings of two replicates always agree
+    assert "seed 0: median 1.00, 5th percentile 1.00 (2 methods, 10 pairs of 100 usable replicates)" in text
+    assert "between seeds (point UES): 0 vs 1 1.00, 0 vs 2 1.00, 1 vs 2 1.00" in text
+    assert "incorrect" not in text  # no replicates for it: no section
+
+
+def test_no_run_on_a_missing_folder_is_one_line(script, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["seed_stability.py", "--no-run", "--out", str(tmp_path), "--seeds", "0"])
+    with pytest.raises(SystemExit) as exit_:
+        script.main()
+    assert str(exit_.value.code).startswith("error: seed 0: no run folder") and "\n" not in str(exit_.value.code)
+    (tmp_path / "seed-0").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        script.main()
+    assert "has no results.json" in str(exit_.value.code) and "\n" not in str(exit_.value.code)

@@ -8,8 +8,9 @@ facts with the true ones), only vanilla and oracle know the kept patients.
 
 import pytest
 
-from medforget.evaluate.bootstrap import Resampler
+from medforget.evaluate.bootstrap import Resampler, interval
 from medforget.evaluate.compare import compare
+from medforget.evaluate.efficiency import scenario_ues
 from medforget.evaluate.references import ALWAYS_REFUSE, RANDOM_GIBBERISH, reference_records
 
 N = 30
@@ -103,3 +104,19 @@ def test_intervals_bracket_the_point_values(scores):
     for s in scores["privacy"].values():
         low, high = s["ci"]["ues"]
         assert low - 1e-9 <= s["ues"] <= high + 1e-9
+
+
+def test_keeping_the_samples_changes_no_figure():
+    """`keep_samples` adds the replicates the intervals come from, and nothing else (the report never asks)."""
+    items = {name: model(name) for name in ("base", "vanilla", "oracle")}
+    items.update(reference_records(items["vanilla"]))
+    resampler = Resampler.for_records(*items.values(), n=200)
+    names = list(items)
+    plain = scenario_ues("privacy", items, names, "vanilla", "oracle", "base", KNOWN, resampler)
+    kept = scenario_ues("privacy", items, names, "vanilla", "oracle", "base", KNOWN, resampler, keep_samples=True)
+    assert all("samples" not in e for e in plain.values())
+    for name in names:
+        samples = kept[name].pop("samples")
+        assert kept[name] == plain[name]
+        assert samples["ues"].shape == (200,)
+        assert interval(samples["ues"]) == plain[name]["ci"]["ues"]

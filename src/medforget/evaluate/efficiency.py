@@ -187,10 +187,14 @@ def _finite(value: float) -> float | None:
 def scenario_ues(
     scenario: str, items: Mapping[str, Sequence[dict]], names: Sequence[str], vanilla: str, oracle: str,
     base: str | None = None, known: Mapping[str, set[str]] | None = None, resampler: Resampler | None = None,
+    keep_samples: bool = False,
 ) -> dict[str, dict]:
     """Per model of `names`: F, U, UES (point and 95 % interval), the behaviour factor, its scores, skipped splits.
 
-    Models, vanilla or oracle without records get None figures: a partial run is still reported."""
+    Models, vanilla or oracle without records get None figures: a partial run is still reported. With a
+    `resampler` and `keep_samples`, an entry also holds the bootstrap replicates its intervals come from
+    (`samples`: F, U and UES arrays, replicate b of every model on the same resample), for studies of the
+    spread itself (benchmarks/seed_stability.py); the report does not ask for them."""
     if not items.get(vanilla) or not items.get(oracle):
         return {n: _empty() for n in names}
     design = plan(scenario, items[vanilla], items[oracle], items.get(base) if base else None, resampler)
@@ -224,5 +228,7 @@ def scenario_ues(
                 boot[name], boot[vanilla], boot[oracle], ref_boot, design.forget, design.utility,
                 behaviour_factor(behave[name][1], behave[oracle][1]))
             entry["ci"] = {k: interval(getattr(samples, k)) for k in ("forgetting", "utility", "ues")}
+            if keep_samples:
+                entry["samples"] = {k: np.asarray(getattr(samples, k), dtype=float) for k in ("forgetting", "utility", "ues")}
         out[name] = entry
     return out

@@ -141,6 +141,16 @@ def _shown_columns(columns: list, rows: list[dict]) -> list:
     return [c for c in columns if c.key not in robust or any(r.get(c.key) is not None for r in rows)]
 
 
+def scoring_inputs(run_dir: Path | str) -> tuple[Run, Known, Resampler]:
+    """The run as the report scores it: its models plus the reference ones, the benchmark's known values, and
+    the one set of cluster resamples every figure of the report shares (so a study that rescores the run, such
+    as benchmarks/seed_stability.py, reproduces the report's intervals)."""
+    run = load_run(run_dir)
+    known = known_values(run.bench) if run.bench is not None else {}
+    _add_references(run, known)
+    return run, known, Resampler.for_records(*run.items.values(), *run.robust.values())
+
+
 def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     """Write report.html, leaderboard.md and results.json into `run_dir`; returns their paths by kind.
 
@@ -148,10 +158,7 @@ def build_report(run_dir: Path | str, reveal: bool = False) -> dict[str, Path]:
     Missing models, evaluations or benchmark never stop the report: it shows what exists and lists what
     is missing. `reveal=True` quotes private values unredacted (for the data owner only).
     """
-    run = load_run(run_dir)
-    known = known_values(run.bench) if run.bench is not None else {}
-    _add_references(run, known)
-    resampler = Resampler.for_records(*run.items.values(), *run.robust.values())
+    run, known, resampler = scoring_inputs(run_dir)
     vanilla = run.named("vanilla") or "vanilla"
     boards, comparisons, notes = {}, {}, list(run.notes)
     request = (run.bench.meta.get("forget_request") if run.bench is not None else None) or None
