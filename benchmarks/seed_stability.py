@@ -218,7 +218,7 @@ def seed_replicates(folder: Path, results: dict) -> tuple[dict[str, dict[str, np
             total += 1
             same += ci is not None and row.get(f"{key}_ci_low") is not None and bool(
                 np.allclose(ci, (row[f"{key}_ci_low"], row[f"{key}_ci_high"]), rtol=0, atol=1e-9))
-        checks.append(f"{scenario}: {same}/{total} rows" + ("" if same == total else " (MISMATCH: results.json was built by other code)"))
+        checks.append(f"{scenario} {same}/{total}" + ("" if same == total else " (MISMATCH: results.json was built by other code)"))
         out[scenario] = {m.method or m.name: ues[m.name]["samples"]["ues"] for m in entries
                          if m.kind == "method" and "samples" in ues[m.name]}
     return out, checks
@@ -284,11 +284,11 @@ def main() -> None:
         lines += table(per_seed, scenario) + ranking(per_seed, scenario, args.seeds) + [""]
     lines += oracle_auroc(per_seed, args.seeds)
     lines += ["", "patient sampling alone (bootstrap within each seed: the report's resamples of patients and facts)",
-              "  the replicates reproduce results.json's UES intervals: "
-              + "; ".join(f"seed {s} {c}" for s, (_, checks) in zip(args.seeds, rescored) for c in checks)]
+              "  the replicates reproduce results.json's UES intervals (rows that have one):"]
+    lines += [f"    seed {s}: " + ", ".join(checks) for s, (_, checks) in zip(args.seeds, rescored)]
     lines += sampling(per_seed, [r for r, _ in rescored], args.seeds, args.pairs)
     if args.targets:
-        lines += [""] + targets(per_seed, args.seeds, args.targets)
+        lines += ([""] if lines[-1] else []) + targets(per_seed, args.seeds, args.targets)
     print("\n".join(lines))
 
 
