@@ -36,11 +36,20 @@ def test_mean_sd_tau_and_the_oracle_interval(script):
                 results({"ga": 0.3, "kl": 0.9, "npo": 0.6}, (0.55, 0.8))]
     table = "\n".join(script.table(per_seed, "privacy"))
     assert "ga" in table and "0.300 ± 0.100 (n=3)" in table and "random-gibberish" not in table
-    taus = script.ranking(per_seed, "privacy", seeds)
+    lines = script.ranking(per_seed, "privacy", seeds)
+    taus = [line for line in lines if "Kendall tau" in line]
     assert len(taus) == 3 and "seeds 0 vs 1: Kendall tau 1.00 over 3 methods" in taus[0]
     assert "Kendall tau 0.33" in taus[1]  # seeds 0 vs 2: kl and npo swap (one discordant pair of three)
+    below = [line for line in lines if "change order" in line]  # 0 vs 2 and 1 vs 2 miss 0.7, by the kl/npo swap
+    assert len(below) == 2 and all(line.strip().startswith("1 of 3 pairs") and line.endswith(": kl/npo") for line in below)
+    assert "0.7 allows 0" in below[0]
     verdicts = script.oracle_auroc(per_seed, seeds)
     assert [v.rsplit(": ", 1)[1] for v in verdicts] == ["includes 0.5", "includes 0.5", "EXCLUDES 0.5"]
+
+
+def test_swaps_are_the_discordant_pairs(script):
+    a, b = {"x": 0.1, "y": 0.2, "z": 0.3, "w": 0.3}, {"x": 0.3, "y": 0.2, "z": 0.1, "w": 0.5}
+    assert set(script.swaps(a, b)) == {("x", "y"), ("x", "z"), ("y", "z")}  # w ties z in a: a tie is not a swap
 
 
 def test_a_method_against_issue_18s_targets(script):
