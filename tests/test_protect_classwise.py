@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +12,13 @@ from PIL import Image
 from medforget.protect.quality import psnr
 from medforget.train.stages import init_model
 from medforget.world import load_benchmark
+from scripts import load_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "protect_classwise.py"
 
 
 def script():
-    spec = importlib.util.spec_from_file_location("protect_classwise", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("protect_classwise")
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +17,9 @@ from medforget.protect.frontier import FRONTIER_JSON, FRONTIER_PLOT, FRONTIER_TA
 from medforget.protect.surrogate import SURROGATE_FILE, build_surrogate
 from medforget.train.stages import init_model
 from medforget.world import load_benchmark
+from scripts import load_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "protect_frontier.py"
 FAST = ["--max-patients", "2", "--steps", "2", "--transforms", "jpeg75", "--surrogate-epochs", "1"]
 
 
@@ -35,11 +33,7 @@ def run_dir(smoke_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def script():
-    spec = importlib.util.spec_from_file_location("protect_frontier", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("protect_frontier")
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from medforget.train.stages import init_model
+from scripts import load_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "protect_generic_tower.py"
 
 
 def script():
-    spec = importlib.util.spec_from_file_location("protect_generic_tower", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("protect_generic_tower")
 
 
 @pytest.fixture(scope="module")

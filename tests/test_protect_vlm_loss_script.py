@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,8 @@ from medforget.protect.protocol import RESULT_FILE
 from medforget.protect.quality import psnr
 from medforget.train.stages import init_model
 from medforget.world import load_benchmark
+from scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "protect_vlm_loss.py"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -24,16 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ("minmin", ["--rounds", "2", "--train-steps", "1", "--noise-steps", "1", "--train-vision"], ["0", "1"]),
     ("poison", ["--steps", "2"], ["0", "2"]),
 ])
-def test_protection_through_the_vlm_loss_keeps_the_budget(smoke_bench: Path, tmp_path: Path, capsys, monkeypatch,
+def test_protection_through_the_vlm_loss_keeps_the_budget(smoke_bench: Path, tmp_path: Path, capsys,
                                                           objective: str, args: list[str], trace: list[str]) -> None:
     run = tmp_path / "run"
     (run / "models").mkdir(parents=True)
     (run / "bench").symlink_to(smoke_bench)
     init_model(smoke_bench, run / "models" / "vanilla")
-    spec = importlib.util.spec_from_file_location("protect_vlm_loss", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
+    module = load_script("protect_vlm_loss")
     module.main([str(run), "--objective", objective, *args, "--max-patients", "2"])
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines() if line.split()[:1] in ([trace[0]], [trace[1]])]

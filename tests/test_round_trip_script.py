@@ -3,27 +3,21 @@ run's own evaluation found on the same items, and the unlearned model is audited
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from medforget.errors import MedforgetError
 from medforget.pipeline import RunConfig, run_pipeline
+from scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "round_trip.py"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("round_trip", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("round_trip")
 
 
 @pytest.fixture(scope="module")

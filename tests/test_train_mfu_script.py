@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_mfu.py"
+from scripts import load_script
 
 
-def test_train_mfu_tiny_runs_both_modes(capsys, monkeypatch) -> None:
-    spec = importlib.util.spec_from_file_location("train_mfu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up while it executes
-    spec.loader.exec_module(module)
+def test_train_mfu_tiny_runs_both_modes(capsys) -> None:
+    module = load_script("train_mfu")
     module.main(["--tiny", "--steps", "1", "--warmup", "1", "--batch-sizes", "2"])
     out = capsys.readouterr().out
     rows = {cols[0]: cols for cols in map(str.split, out.splitlines()) if cols[:1] in (["plain"], ["medforget"])}
