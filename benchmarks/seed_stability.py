@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
