@@ -44,6 +44,7 @@ def tokens(encoder: VisionEncoder, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def random_patterns(n: int, shape: tuple[int, int], cell: int, eps: float, seed: int) -> torch.Tensor:
+    """(n, 1, H, W): per label, +-eps on blocks of `cell` pixels, signs drawn from the seed."""
     h, w = shape
     signs = np.random.default_rng([seed, 19]).choice([-1.0, 1.0], size=(n, 1, -(-h // cell), -(-w // cell)))
     blocks = np.kron(signs, np.ones((1, 1, cell, cell)))[..., :h, :w]
