@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medforget.cli.shared import quiet_transformers
+from medforget.cli.shared import finished_stages, quiet_transformers
 from medforget.errors import MedforgetError
 from medforget.protect.attacks import descend, quantise, to_pixels
 from medforget.protect.encoder import VisionEncoder
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         write_atomically(out / "protected", fill, overwrite=False)
         cfg = ProtectEvalConfig(protected_dir=str(out / "protected"), eps=eps, min_psnr=floor, seed=args.seed, blank=args.blank,
                                 **({"transforms": names} if names is not None else {}))
-        run_protect_eval(args.run_dir / "bench", model, out / "eval", cfg, overwrite=True)
+        run_protect_eval(args.run_dir / "bench", model, out / "eval", cfg, overwrite=True, progress=finished_stages(began))
     except MedforgetError as err:
         sys.exit(f"error: {err}")
     print(f"class-wise pattern: {args.pattern}, {len(patients)} patients, {len(items.train_scans)} training scans")

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from medforget.cli.shared import finished_stages
 from medforget.protect.options import parse_eps, transform_names
 from medforget.errors import MedforgetError
 from medforget.protect.protocol import TABLE_FILE, ProtectEvalConfig, run_protect_eval
@@ -55,11 +56,7 @@ def main() -> None:
         out = args.out or args.run_dir / "protect_eval"
         began = time.perf_counter()
 
-        def progress(what: str, done: int, total: int) -> None:
-            if done == total:
-                print(f"  {what}: {done}/{total} ({time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
-
-        run_protect_eval(args.run_dir / "bench", args.run_dir / "models" / args.start, out, cfg, overwrite=True, progress=progress)
+        run_protect_eval(args.run_dir / "bench", args.run_dir / "models" / args.start, out, cfg, overwrite=True, progress=finished_stages(began))
     except MedforgetError as err:
         sys.exit(f"error: {err}")
     print((out / TABLE_FILE).read_text())

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from medforget.cli.shared import quiet_transformers
+from medforget.cli.shared import finished_stages, quiet_transformers
 from medforget.errors import MedforgetError
 from medforget.protect.frontier import DEFAULT_EPS, FRONTIER_TABLE, PROTECTORS, FrontierConfig, run_frontier
 from medforget.protect.options import parse_eps, transform_names
@@ -69,12 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed, **({"transforms": names} if names is not None else {}),
         )
 
-        def progress(what: str, done: int, total: int) -> None:
-            if done == total:
-                print(f"  {what}: {done}/{total} ({time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
-
         run_frontier(args.run_dirs, out, cfg, start=args.start, surrogates_dir=args.surrogates_dir,
-                     reuse_file=args.reuse_file, overwrite=args.overwrite, progress=progress)
+                     reuse_file=args.reuse_file, overwrite=args.overwrite, progress=finished_stages(began))
     except MedforgetError as err:
         sys.exit(f"error: {err}")
     print((out / FRONTIER_TABLE).read_text())

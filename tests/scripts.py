@@ -1,4 +1,5 @@
-"""Load a script of benchmarks/ as a module, so that its tests can call its functions and `main(argv)`."""
+"""Load a script of benchmarks/ as a module, so that its tests can call its functions and `main(argv)`, and
+build the run folder those scripts take."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from medforget.train.stages import init_model
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -18,3 +21,11 @@ def load_script(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def smoke_run_folder(bench: Path, folder: Path, model: str = "vanilla") -> Path:
+    """A `medforget run`-like folder: `bench` linked in, and `models/<model>` an untrained tiny model."""
+    (folder / "models").mkdir(parents=True)
+    (folder / "bench").symlink_to(bench)
+    init_model(bench, folder / "models" / model)
+    return folder

@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from medforget.protect.quality import psnr
-from medforget.train.stages import init_model
 from medforget.world import load_benchmark
-from scripts import load_script
+from scripts import load_script, smoke_run_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,11 +22,7 @@ def script():
 
 @pytest.fixture(scope="module")
 def run_dir(smoke_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("classwise") / "smoke-run"
-    (run / "models").mkdir(parents=True)
-    (run / "bench").symlink_to(smoke_bench)
-    init_model(smoke_bench, run / "models" / "vanilla")
-    return run
+    return smoke_run_folder(smoke_bench, tmp_path_factory.mktemp("classwise") / "smoke-run")
 
 
 @pytest.mark.parametrize("pattern", ["random", "optimised"])

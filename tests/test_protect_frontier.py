@@ -15,9 +15,8 @@ from medforget.protect.attacks import to_pixels
 from medforget.protect.encoder import VisionEncoder
 from medforget.protect.frontier import FRONTIER_JSON, FRONTIER_PLOT, FRONTIER_TABLE, FrontierConfig, run_frontier, targets
 from medforget.protect.surrogate import SURROGATE_FILE, build_surrogate
-from medforget.train.stages import init_model
 from medforget.world import load_benchmark
-from scripts import load_script
+from scripts import load_script, smoke_run_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--max-patients", "2", "--steps", "2", "--transforms", "jpeg75", "--surrogate-epochs", "1"]
@@ -25,11 +24,7 @@ FAST = ["--max-patients", "2", "--steps", "2", "--transforms", "jpeg75", "--surr
 
 @pytest.fixture(scope="module")
 def run_dir(smoke_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("frontier") / "smoke-run"
-    (run / "models").mkdir(parents=True)
-    (run / "bench").symlink_to(smoke_bench)
-    init_model(smoke_bench, run / "models" / "vanilla")
-    return run
+    return smoke_run_folder(smoke_bench, tmp_path_factory.mktemp("frontier") / "smoke-run")
 
 
 def script():

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medforget.train.stages import init_model
-from scripts import load_script
+from scripts import load_script, smoke_run_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,11 +18,7 @@ def script():
 
 @pytest.fixture(scope="module")
 def run_dir(smoke_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("generic") / "smoke-run"
-    (run / "models").mkdir(parents=True)
-    (run / "bench").symlink_to(smoke_bench)
-    init_model(smoke_bench, run / "models" / "base")
-    return run
+    return smoke_run_folder(smoke_bench, tmp_path_factory.mktemp("generic") / "smoke-run", "base")
 
 
 def test_builds_a_run_like_attacker_folder(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

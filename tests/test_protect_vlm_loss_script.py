@@ -11,9 +11,8 @@ from PIL import Image
 
 from medforget.protect.protocol import RESULT_FILE
 from medforget.protect.quality import psnr
-from medforget.train.stages import init_model
 from medforget.world import load_benchmark
-from scripts import load_script
+from scripts import load_script, smoke_run_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,10 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ])
 def test_protection_through_the_vlm_loss_keeps_the_budget(smoke_bench: Path, tmp_path: Path, capsys,
                                                           objective: str, args: list[str], trace: list[str]) -> None:
-    run = tmp_path / "run"
-    (run / "models").mkdir(parents=True)
-    (run / "bench").symlink_to(smoke_bench)
-    init_model(smoke_bench, run / "models" / "vanilla")
+    run = smoke_run_folder(smoke_bench, tmp_path / "run")
     module = load_script("protect_vlm_loss")
     module.main([str(run), "--objective", objective, *args, "--max-patients", "2"])
     out = capsys.readouterr().out

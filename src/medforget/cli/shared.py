@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import typer
 from rich.console import Console
@@ -51,6 +52,17 @@ def progress_bar() -> Progress:
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True, disable=not err.is_terminal,
     )
+
+
+def finished_stages(began: float) -> Callable[[str, int, int], None]:
+    """A (what, done, total) progress callback for the benchmark scripts: one stderr line per finished stage,
+    with the seconds since `began` (a log, where a transient bar would leave nothing)."""
+
+    def report(what: str, done: int, total: int) -> None:
+        if done == total:
+            print(f"  {what}: {done}/{total} ({time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
+
+    return report
 
 
 def quiet_transformers() -> None:

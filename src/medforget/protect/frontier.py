@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from medforget.errors import MedforgetError
 from medforget.models.loading import check_model_folder
 from medforget.protect.attacks import METHODS, eps_pixels
-from medforget.protect.protocol import ProtectEvalConfig, eps_text, run_protect_eval
+from medforget.protect.protocol import Progress, ProtectEvalConfig, eps_text, run_protect_eval
 from medforget.protect.surrogate import SURROGATE_FILE, build_surrogate, surrogate_warmup
 from medforget.protect.transforms import TRANSFORMS
 from medforget.world.storage import write_atomically
@@ -37,8 +37,6 @@ DEFAULT_EPS = (2 / 255, 4 / 255, 8 / 255, 16 / 255)
 # The target, read at this budget: protected leak <= HOLD x unprotected (white-box and transfer) and
 # <= AFTER_JPEG x unprotected after JPEG 75.
 TARGET_EPS, TARGET_HOLD, TARGET_JPEG, TARGET_TRANSFORM = 8 / 255, 0.5, 0.7, "jpeg75"
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
